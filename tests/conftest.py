@@ -1,0 +1,32 @@
+"""Fixtures shared by every test."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Awaitable, Callable
+
+from aiohttp import web
+from aiohttp.test_utils import TestServer
+import pytest
+
+StartApp = Callable[[web.Application], Awaitable[TestServer]]
+
+
+@pytest.fixture(autouse=True)
+def auto_enable_custom_integrations(enable_custom_integrations: None) -> None:
+    """Let Home Assistant load custom_components/battery_bridge in every test."""
+
+
+@pytest.fixture
+async def start_app() -> AsyncIterator[StartApp]:
+    """Serve aiohttp applications (the simulators) on free loopback ports; stop them afterwards."""
+    servers: list[TestServer] = []
+
+    async def _start(app: web.Application) -> TestServer:
+        server = TestServer(app, host="127.0.0.1")
+        await server.start_server()
+        servers.append(server)
+        return server
+
+    yield _start
+    for server in servers:
+        await server.close()
