@@ -37,8 +37,8 @@ def create_backend(hass: HomeAssistant, data: Mapping[str, Any]) -> Backend:
                 data.get(CONF_PORT, DEFAULT_PORT[kind]),
             )
         case BackendKind.FEMS:
-            # A FEMS allows few connections: a session of its own, never shared with other
-            # integrations, keeps the one persistent connection this backend serialises on.
+            # A FEMS accepts few connections: the backend serialises its requests, so it holds
+            # at most one (kept-alive) connection of the shared session.
             return FemsBackend(
                 async_get_clientsession(hass),
                 data[CONF_HOST],
