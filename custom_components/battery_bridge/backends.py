@@ -16,6 +16,7 @@ from .api.flexconnect import FlexConnectBackend
 from .const import (
     CONF_API_URL,
     CONF_BACKEND,
+    CONF_CAN_WRITE,
     CONF_CLIENT_ID,
     CONF_CLIENT_SECRET,
     CONF_ENVIRONMENT,
@@ -45,6 +46,7 @@ def create_backend(hass: HomeAssistant, data: Mapping[str, Any]) -> Backend:
                 data.get(CONF_PORT, DEFAULT_PORT[kind]),
                 data[CONF_PASSWORD],
                 ess_id=data.get(CONF_ESS_ID, DEFAULT_ESS_ID),
+                can_write=data.get(CONF_CAN_WRITE, True),
             )
         case BackendKind.ENODE:
             return EnodeBackend(
