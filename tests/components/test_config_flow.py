@@ -31,6 +31,8 @@ from homeassistant.data_entry_flow import (
     UnknownHandler,
     section,
 )
+from homeassistant.helpers import config_validation as cv
+import probatio
 import pytest
 from pytest_homeassistant_custom_component.common import MockConfigEntry
 
@@ -158,7 +160,14 @@ def _check_placeholders(text: str, given: dict[str, Any], where: str) -> None:
 
 
 def _check_translated(manager: FlowManager[Any, Any, Any], flow: Any, result: FlowResult) -> None:
-    """Fail when a form, menu or abort of our flows lacks a translation (en and de)."""
+    """Fail when a form, menu or abort of our flows lacks a translation (en and de).
+
+    Forms must also serialise the way the frontend receives them.
+    """
+    if result["type"] is FlowResultType.FORM:
+        json.dumps(
+            probatio.to_field_list(result["data_schema"], custom_serializer=cv.custom_serializer)
+        )
     for language, strings in TRANSLATIONS.items():
         if isinstance(manager, ConfigSubentryFlowManager):
             part = strings["config_subentries"][flow.handler[1]]
