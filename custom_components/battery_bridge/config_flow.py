@@ -413,7 +413,10 @@ class BatteryBridgeConfigFlow(ConfigFlow, domain=DOMAIN):
         """Check read access and the ESS; then find out whether writing is possible.
 
         On success ``self._data`` holds ``data`` with ``can_write`` and ``self._batteries`` the ESS.
+        The backend is built without the stored ``can_write`` so that an entry found read-only
+        before is probed afresh.
         """
+        data = {key: value for key, value in data.items() if key != CONF_CAN_WRITE}
         batteries: list[BatteryInfo] = []
         can_write: list[bool] = []
 

@@ -755,7 +755,10 @@ async def test_enode_already_configured(
 
 
 async def test_reauth_fems_with_owner_password(
-    hass: HomeAssistant, fems_entry: MockConfigEntry, setup_entry: AsyncMock
+    hass: HomeAssistant,
+    fems_entry: MockConfigEntry,
+    create_backend: MagicMock,
+    setup_entry: AsyncMock,
 ) -> None:
     result = await fems_entry.start_reauth_flow(hass)
     assert result["type"] is FlowResultType.FORM
@@ -769,6 +772,8 @@ async def test_reauth_fems_with_owner_password(
     assert result["type"] is FlowResultType.ABORT
     assert result["reason"] == "reauth_successful"
     assert fems_entry.data == {**FEMS_DATA, CONF_PASSWORD: "owner", CONF_CAN_WRITE: True}
+    # the entry was read-only: the probe must not be built as a read-only client
+    assert CONF_CAN_WRITE not in create_backend.call_args.args[1]
     assert setup_entry.await_count == 1  # reloaded
 
 
