@@ -2,15 +2,110 @@
 
 from __future__ import annotations
 
-from homeassistant.core import HomeAssistant
+import asyncio
+from collections.abc import Mapping
+from typing import Any
+
+from homeassistant.const import EVENT_HOMEASSISTANT_STOP, Platform
+from homeassistant.core import Event, HomeAssistant, callback
 from homeassistant.helpers import config_validation as cv
 from homeassistant.helpers.typing import ConfigType
 
-from .const import DOMAIN
+from .api import BackendKind
+from .backends import create_backend
+from .const import CONF_BACKEND, DOMAIN, SUBENTRY_BATTERY
+from .control import BatteryController
+from .coordinator import (
+    BatteryBridgeConfigEntry,
+    BatteryBridgeData,
+    BatteryCoordinator,
+    BatteryRuntime,
+)
 
 CONFIG_SCHEMA = cv.config_entry_only_config_schema(DOMAIN)
+
+PLATFORMS: list[Platform] = [
+    Platform.BINARY_SENSOR,
+    Platform.NUMBER,
+    Platform.SELECT,
+    Platform.SENSOR,
+]
 
 
 async def async_setup(hass: HomeAssistant, config: ConfigType) -> bool:
     """Set up the Battery Bridge domain (configuration happens in config entries)."""
     return True
+
+
+def _fingerprint(entry: BatteryBridgeConfigEntry) -> tuple[Any, ...]:
+    """Return what the runtime is built from: a change to it needs a reload."""
+    subentries = tuple(
+        sorted(
+            (subentry_id, subentry.subentry_type, subentry.title, _freeze(subentry.data))
+            for subentry_id, subentry in entry.subentries.items()
+        )
+    )
+    return (_freeze(entry.data), _freeze(entry.options), subentries)
+
+
+def _freeze(data: Mapping[str, Any]) -> tuple[tuple[str, str], ...]:
+    return tuple(sorted((key, repr(value)) for key, value in data.items()))
+
+
+async def async_setup_entry(hass: HomeAssistant, entry: BatteryBridgeConfigEntry) -> bool:
+    """Set up a backend entry: one coordinator and one controller per battery subentry.
+
+    The first poll of every battery must succeed: an ``AuthError`` starts re-authentication
+    (``ConfigEntryAuthFailed``), any other backend error makes Home Assistant retry the set-up
+    later (``ConfigEntryNotReady``). Nothing is written to any battery here.
+    """
+    kind = BackendKind(entry.data[CONF_BACKEND])
+    backend = create_backend(hass, entry.data)
+    coordinators = [
+        BatteryCoordinator(hass, entry, backend, kind, subentry)
+        for subentry in entry.subentries.values()
+        if subentry.subentry_type == SUBENTRY_BATTERY
+    ]
+    await asyncio.gather(
+        *(coordinator.async_config_entry_first_refresh() for coordinator in coordinators)
+    )
+    batteries = {
+        coordinator.subentry.subentry_id: BatteryRuntime(
+            subentry_id=coordinator.subentry.subentry_id,
+            coordinator=coordinator,
+            controller=BatteryController(hass, entry, coordinator),
+        )
+        for coordinator in coordinators
+    }
+    entry.runtime_data = BatteryBridgeData(kind=kind, backend=backend, batteries=batteries)
+
+    @callback
+    def _async_stop_writing(_event: Event) -> None:
+        """Stop every keepalive when Home Assistant stops (the FEMS then releases by itself)."""
+        _async_stop_controllers(entry)
+
+    entry.async_on_unload(hass.bus.async_listen(EVENT_HOMEASSISTANT_STOP, _async_stop_writing))
+
+    fingerprint = _fingerprint(entry)
+
+    async def _async_entry_updated(hass: HomeAssistant, entry: BatteryBridgeConfigEntry) -> None:
+        """Reload when batteries, options or connection data changed (not for a title change)."""
+        if _fingerprint(entry) != fingerprint:
+            hass.config_entries.async_schedule_reload(entry.entry_id)
+
+    entry.async_on_unload(entry.add_update_listener(_async_entry_updated))
+
+    await hass.config_entries.async_forward_entry_setups(entry, PLATFORMS)
+    return True
+
+
+async def async_unload_entry(hass: HomeAssistant, entry: BatteryBridgeConfigEntry) -> bool:
+    """Unload an entry: stop writing to its batteries, then unload its platforms."""
+    _async_stop_controllers(entry)
+    return await hass.config_entries.async_unload_platforms(entry, PLATFORMS)
+
+
+@callback
+def _async_stop_controllers(entry: BatteryBridgeConfigEntry) -> None:
+    for battery in entry.runtime_data.batteries.values():
+        battery.controller.async_stop()

@@ -1,0 +1,143 @@
+"""Tests of the number platform (power setpoint)."""
+
+from __future__ import annotations
+
+from homeassistant.components.number import (
+    ATTR_MAX,
+    ATTR_MIN,
+    ATTR_VALUE,
+    DOMAIN as NUMBER_DOMAIN,
+    SERVICE_SET_VALUE,
+)
+from homeassistant.const import ATTR_ENTITY_ID, STATE_UNKNOWN, Platform
+from homeassistant.core import HomeAssistant
+from homeassistant.exceptions import ServiceValidationError
+from homeassistant.helpers import entity_registry as er
+import pytest
+from pytest_homeassistant_custom_component.common import MockConfigEntry, snapshot_platform
+from syrupy.assertion import SnapshotAssertion
+
+from custom_components.battery_bridge.api import (
+    BackendKind,
+    BatterySnapshot,
+    ControlCommand,
+    ControlMode,
+    ControlStatus,
+)
+
+from .conftest import FEMS_ID, FLEX_ID_1, FakeBackend, fems_snapshots
+
+pytestmark = pytest.mark.parametrize("platforms", [[Platform.NUMBER]])
+
+FEMS_SETPOINT = "number.fems_ess0_power_setpoint"
+FLEX_SETPOINT = "number.garage_battery_power_setpoint"
+
+
+async def _set(hass: HomeAssistant, entity_id: str, value: float) -> None:
+    await hass.services.async_call(
+        NUMBER_DOMAIN,
+        SERVICE_SET_VALUE,
+        {ATTR_ENTITY_ID: entity_id, ATTR_VALUE: value},
+        blocking=True,
+    )
+
+
+@pytest.mark.parametrize("backend_kind", [BackendKind.FLEXCONNECT, BackendKind.FEMS])
+async def test_entities(
+    hass: HomeAssistant,
+    entity_registry: er.EntityRegistry,
+    snapshot: SnapshotAssertion,
+    init_integration: MockConfigEntry,
+) -> None:
+    """Batteries that take a setpoint get a power setpoint number."""
+    await snapshot_platform(hass, entity_registry, snapshot, init_integration.entry_id)
+
+
+@pytest.mark.parametrize("backend_kind", [BackendKind.ENODE])
+async def test_no_number_for_enode(
+    hass: HomeAssistant, entity_registry: er.EntityRegistry, init_integration: MockConfigEntry
+) -> None:
+    """Enode operation modes take no setpoint: no number entity."""
+    assert not er.async_entries_for_config_entry(entity_registry, init_integration.entry_id)
+    assert hass.states.async_entity_ids(NUMBER_DOMAIN) == []
+
+
+@pytest.mark.parametrize("backend_kind", [BackendKind.FEMS])
+@pytest.mark.parametrize("fake_snapshots", [fems_snapshots(can_write=False)])
+async def test_no_number_for_read_only_fems(
+    hass: HomeAssistant, entity_registry: er.EntityRegistry, init_integration: MockConfigEntry
+) -> None:
+    """A FEMS entry without write access gets no setpoint."""
+    assert not er.async_entries_for_config_entry(entity_registry, init_integration.entry_id)
+
+
+@pytest.mark.parametrize("backend_kind", [BackendKind.FLEXCONNECT])
+async def test_fallback_bounds(hass: HomeAssistant, init_integration: MockConfigEntry) -> None:
+    """Without reported limits (FlexConnect) the setpoint is bounded by +-10 kW."""
+    state = hass.states.get(FLEX_SETPOINT)
+    assert state is not None
+    assert state.attributes[ATTR_MIN] == -10000
+    assert state.attributes[ATTR_MAX] == 10000
+    assert state.state == "-2000"
+
+
+@pytest.mark.parametrize("backend_kind", [BackendKind.FEMS])
+async def test_set_value(
+    hass: HomeAssistant, mock_backend: FakeBackend, init_integration: MockConfigEntry
+) -> None:
+    """Setting the number asks the controller for a setpoint (FEMS: mode power)."""
+    state = hass.states.get(FEMS_SETPOINT)
+    assert state is not None
+    assert state.attributes[ATTR_MIN] == -5000
+    assert state.attributes[ATTR_MAX] == 5000
+    assert state.state == "1200"
+
+    await _set(hass, FEMS_SETPOINT, -2500)
+    assert mock_backend.applied == [
+        (FEMS_ID, ControlCommand(mode=ControlMode.POWER, setpoint_w=-2500))
+    ]
+
+
+@pytest.mark.parametrize("backend_kind", [BackendKind.FEMS])
+async def test_set_value_out_of_range(
+    hass: HomeAssistant, mock_backend: FakeBackend, init_integration: MockConfigEntry
+) -> None:
+    """A value outside the battery's limits is refused before anything is written."""
+    with pytest.raises(ServiceValidationError):
+        await _set(hass, FEMS_SETPOINT, 6000)
+    assert mock_backend.applied == []
+
+
+def _without_readback() -> dict[str, BatterySnapshot]:
+    snapshots = fems_snapshots()
+    snapshots[FEMS_ID] = BatterySnapshot(
+        info=snapshots[FEMS_ID].info,
+        state=snapshots[FEMS_ID].state,
+        control=ControlStatus(),
+        capabilities=snapshots[FEMS_ID].capabilities,
+    )
+    return snapshots
+
+
+@pytest.mark.parametrize("backend_kind", [BackendKind.FEMS])
+@pytest.mark.parametrize("fake_snapshots", [_without_readback()])
+async def test_value_without_readback(
+    hass: HomeAssistant, mock_backend: FakeBackend, init_integration: MockConfigEntry
+) -> None:
+    """Without a reported setpoint the number shows what was written, unknown before that."""
+    assert hass.states.get(FEMS_SETPOINT).state == STATE_UNKNOWN
+    await _set(hass, FEMS_SETPOINT, 1500)
+    assert hass.states.get(FEMS_SETPOINT).state == "1500"
+
+
+@pytest.mark.parametrize("backend_kind", [BackendKind.FLEXCONNECT])
+async def test_value_shows_reported_setpoint(
+    hass: HomeAssistant, mock_backend: FakeBackend, init_integration: MockConfigEntry
+) -> None:
+    """The number shows what the device reports, not only what was sent."""
+    await _set(hass, FLEX_SETPOINT, 3000)
+    assert mock_backend.applied == [
+        (FLEX_ID_1, ControlCommand(mode=ControlMode.POWER, setpoint_w=3000))
+    ]
+    # The device has not applied it yet: the reported setpoint is still shown.
+    assert hass.states.get(FLEX_SETPOINT).state == "-2000"

@@ -1,0 +1,119 @@
+"""Tests of the sensor platform."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from freezegun.api import FrozenDateTimeFactory
+from homeassistant.const import STATE_UNKNOWN, Platform
+from homeassistant.core import HomeAssistant
+from homeassistant.helpers import entity_registry as er
+import pytest
+from pytest_homeassistant_custom_component.common import (
+    MockConfigEntry,
+    async_fire_time_changed,
+    snapshot_platform,
+)
+from syrupy.assertion import SnapshotAssertion
+
+from custom_components.battery_bridge.api import BackendKind, CommandStatus
+from custom_components.battery_bridge.coordinator import COUNTER_RESET_ACCEPT_AFTER
+
+from .conftest import ENODE_ID_1, ENODE_ID_2, FEMS_ID, FakeBackend
+
+pytestmark = pytest.mark.parametrize("platforms", [[Platform.SENSOR]])
+
+FEMS_CHARGED = "sensor.fems_ess0_energy_charged"
+FEMS_DISCHARGED = "sensor.fems_ess0_energy_discharged"
+
+
+async def _poll(hass: HomeAssistant, freezer: FrozenDateTimeFactory, seconds: float) -> None:
+    freezer.tick(timedelta(seconds=seconds))
+    async_fire_time_changed(hass)
+    await hass.async_block_till_done()
+
+
+@pytest.mark.usefixtures("entity_registry_enabled_by_default")
+@pytest.mark.parametrize("backend_kind", list(BackendKind))
+async def test_entities(
+    hass: HomeAssistant,
+    entity_registry: er.EntityRegistry,
+    snapshot: SnapshotAssertion,
+    init_integration: MockConfigEntry,
+) -> None:
+    """Every backend gets the sensors for the fields it provides, and no others."""
+    await snapshot_platform(hass, entity_registry, snapshot, init_integration.entry_id)
+
+
+@pytest.mark.parametrize("backend_kind", [BackendKind.FEMS])
+async def test_diagnostic_power_limits_disabled_by_default(
+    hass: HomeAssistant, entity_registry: er.EntityRegistry, init_integration: MockConfigEntry
+) -> None:
+    """The allowed charge/discharge power sensors exist but are disabled by default."""
+    for key in ("maximum_charge_power", "maximum_discharge_power"):
+        entry = entity_registry.async_get(f"sensor.fems_ess0_{key}")
+        assert entry is not None
+        assert entry.disabled_by is er.RegistryEntryDisabler.INTEGRATION
+        assert hass.states.get(f"sensor.fems_ess0_{key}") is None
+
+
+@pytest.mark.parametrize("backend_kind", [BackendKind.FEMS])
+async def test_fems_counter_reset_ignored(
+    hass: HomeAssistant,
+    mock_backend: FakeBackend,
+    init_integration: MockConfigEntry,
+    freezer: FrozenDateTimeFactory,
+) -> None:
+    """Near-zero totals after a FEMS restart are ignored; a lasting reset is accepted."""
+    assert hass.states.get(FEMS_CHARGED).state == "1234.567"
+    assert hass.states.get(FEMS_DISCHARGED).state == "1100.0"
+
+    # The FEMS restarted and reports near-zero totals: the last good values stay.
+    mock_backend.set_state(FEMS_ID, energy_charged_wh=3.0, energy_discharged_wh=0.0)
+    await _poll(hass, freezer, 10)
+    assert hass.states.get(FEMS_CHARGED).state == "1234.567"
+    assert hass.states.get(FEMS_DISCHARGED).state == "1100.0"
+
+    # It is back with its real totals, which grew meanwhile.
+    mock_backend.set_state(FEMS_ID, energy_charged_wh=1234600.0, energy_discharged_wh=1100050.0)
+    await _poll(hass, freezer, 10)
+    assert hass.states.get(FEMS_CHARGED).state == "1234.6"
+    assert hass.states.get(FEMS_DISCHARGED).state == "1100.05"
+
+    # A small dip (rounding) never goes backwards either.
+    mock_backend.set_state(FEMS_ID, energy_charged_wh=1234595.0)
+    await _poll(hass, freezer, 10)
+    assert hass.states.get(FEMS_CHARGED).state == "1234.6"
+
+    # A missing total is unknown, and does not reset what was learnt.
+    mock_backend.set_state(FEMS_ID, energy_charged_wh=None)
+    await _poll(hass, freezer, 10)
+    assert hass.states.get(FEMS_CHARGED).state == STATE_UNKNOWN
+
+    # A reset that lasts (a replaced meter) is accepted after a while.
+    mock_backend.set_state(FEMS_ID, energy_charged_wh=500.0)
+    await _poll(hass, freezer, 10)
+    assert hass.states.get(FEMS_CHARGED).state == "1234.6"
+    await _poll(hass, freezer, COUNTER_RESET_ACCEPT_AFTER.total_seconds())
+    assert hass.states.get(FEMS_CHARGED).state == "0.5"
+    mock_backend.set_state(FEMS_ID, energy_charged_wh=600.0)
+    await _poll(hass, freezer, 10)
+    assert hass.states.get(FEMS_CHARGED).state == "0.6"
+
+
+@pytest.mark.parametrize("backend_kind", [BackendKind.ENODE])
+@pytest.mark.parametrize("status", [CommandStatus.FAILED, CommandStatus.CANCELLED])
+async def test_command_status_failed_and_cancelled_shown(
+    hass: HomeAssistant,
+    mock_backend: FakeBackend,
+    init_integration: MockConfigEntry,
+    freezer: FrozenDateTimeFactory,
+    status: CommandStatus,
+) -> None:
+    """A failed or cancelled command is shown as such, not as an unknown or pending state."""
+    assert hass.states.get("sensor.enphase_iq_command_status").state == "pending"
+    mock_backend.set_control(ENODE_ID_2, command_status=status)
+    mock_backend.set_control(ENODE_ID_1, command_status=status)
+    await _poll(hass, freezer, 60)
+    assert hass.states.get("sensor.enphase_iq_command_status").state == status.value
+    assert hass.states.get("sensor.powerwall_home_command_status").state == status.value
