@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
 
@@ -33,12 +33,6 @@ from .const import (
 if TYPE_CHECKING:
     from .control import BatteryController
 
-# A cumulative energy total that drops by more than this is a glitch (a FEMS reports near-zero
-# totals for a while after it restarts) and is not passed on, unless it stays lower for
-# COUNTER_RESET_ACCEPT_AFTER: then the meter really was reset and the new total is accepted.
-COUNTER_DECREASE_TOLERANCE_WH = 10.0
-COUNTER_RESET_ACCEPT_AFTER = timedelta(hours=1)
-
 
 @dataclass(kw_only=True, slots=True)
 class BatteryRuntime:
@@ -68,43 +62,6 @@ def scan_interval(entry: ConfigEntry, kind: BackendKind) -> timedelta:
     return max(interval, MIN_SCAN_INTERVAL[kind])
 
 
-class MonotonicTotal:
-    """Keep a cumulative energy total from going backwards because of a glitch.
-
-    A value lower than the last good one by more than ``COUNTER_DECREASE_TOLERANCE_WH`` is
-    replaced by the last good value; if the total stays lower for ``COUNTER_RESET_ACCEPT_AFTER``,
-    the meter really was reset and the new value is accepted (the sensor's ``total_increasing``
-    state class then starts a new cycle). A small decrease (rounding) is clamped the same way.
-    """
-
-    def __init__(self) -> None:
-        """Start without a last good value."""
-        self.last: float | None = None
-        self._lower_since: datetime | None = None
-
-    def filter(self, value: float | None) -> float | None:
-        """Return the value to report for a new reading."""
-        if value is None:
-            return None
-        if self.last is None or value >= self.last:
-            self.last = value
-            self._lower_since = None
-            return value
-        now = dt_util.utcnow()
-        if self._lower_since is None:
-            self._lower_since = now
-        if (
-            value < self.last - COUNTER_DECREASE_TOLERANCE_WH
-            and now - self._lower_since >= COUNTER_RESET_ACCEPT_AFTER
-        ):
-            LOGGER.info("Energy total reset from %s Wh to %s Wh accepted", self.last, value)
-            self.last = value
-            self._lower_since = None
-            return value
-        LOGGER.debug("Ignoring energy total %s Wh, lower than %s Wh", value, self.last)
-        return self.last
-
-
 class BatteryCoordinator(DataUpdateCoordinator[BatterySnapshot]):
     """Poll one battery's snapshot from its backend.
 
@@ -130,8 +87,6 @@ class BatteryCoordinator(DataUpdateCoordinator[BatterySnapshot]):
         self.battery_id: str = subentry.data[CONF_BATTERY_ID]
         self.fetch_started_at: datetime | None = None
         """When the poll that produced ``data`` started (a write after it may not show in it)."""
-        self._energy_charged = MonotonicTotal()
-        self._energy_discharged = MonotonicTotal()
         super().__init__(
             hass,
             LOGGER,
@@ -142,7 +97,7 @@ class BatteryCoordinator(DataUpdateCoordinator[BatterySnapshot]):
         )
 
     async def _async_update_data(self) -> BatterySnapshot:
-        """Fetch one snapshot and clean up its cumulative totals."""
+        """Fetch one snapshot."""
         started = dt_util.utcnow()
         placeholders = {"battery": self.subentry.title or self.battery_id}
         try:
@@ -173,12 +128,4 @@ class BatteryCoordinator(DataUpdateCoordinator[BatterySnapshot]):
                 translation_placeholders={**placeholders, "error": str(err)},
             ) from err
         self.fetch_started_at = started
-        state = snapshot.state
-        charged = self._energy_charged.filter(state.energy_charged_wh)
-        discharged = self._energy_discharged.filter(state.energy_discharged_wh)
-        if charged != state.energy_charged_wh or discharged != state.energy_discharged_wh:
-            snapshot = replace(
-                snapshot,
-                state=replace(state, energy_charged_wh=charged, energy_discharged_wh=discharged),
-            )
         return snapshot

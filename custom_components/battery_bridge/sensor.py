@@ -4,18 +4,22 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import datetime, timedelta
+from decimal import Decimal
 from enum import StrEnum
 
 from homeassistant.components.sensor import (
+    RestoreSensor,
     SensorDeviceClass,
     SensorEntity,
     SensorEntityDescription,
     SensorStateClass,
 )
 from homeassistant.const import PERCENTAGE, EntityCategory, UnitOfEnergy, UnitOfPower
-from homeassistant.core import HomeAssistant
+from homeassistant.core import HomeAssistant, callback
 from homeassistant.helpers.entity_platform import AddConfigEntryEntitiesCallback
 from homeassistant.helpers.typing import StateType
+from homeassistant.util import dt as dt_util
 
 from .api import (
     BackendKind,
@@ -27,10 +31,60 @@ from .api import (
     OperationState,
     SystemState,
 )
+from .const import LOGGER
 from .coordinator import BatteryBridgeConfigEntry, BatteryRuntime
 from .entity import BatteryBridgeEntity, BatteryBridgeEntityDescription, supported
 
 PARALLEL_UPDATES = 0
+
+# A cumulative energy total that drops by more than this is a glitch (a FEMS reports near-zero
+# totals for a while after it restarts) and is not passed on, unless it stays lower for
+# COUNTER_RESET_ACCEPT_AFTER: then the meter really was reset and the new total is accepted.
+COUNTER_DECREASE_TOLERANCE_WH = 10.0
+COUNTER_RESET_ACCEPT_AFTER = timedelta(hours=1)
+
+
+class MonotonicTotal:
+    """Keep a cumulative energy total from going backwards because of a glitch.
+
+    A value lower than the last good one is replaced by the last good value. If the total has
+    stayed lower by more than ``COUNTER_DECREASE_TOLERANCE_WH`` for ``COUNTER_RESET_ACCEPT_AFTER``,
+    the meter really was reset and the reading is accepted (the sensor's ``total_increasing``
+    state class then starts a new cycle). Readings are only filtered when they change, so a reset
+    is accepted with the first new total after that time.
+    """
+
+    def __init__(self) -> None:
+        """Start without a last good value."""
+        self.last: float | None = None
+        self._lower_since: datetime | None = None
+
+    def seed(self, value: float) -> None:
+        """Start from the value reported before a restart of Home Assistant."""
+        self.last = value
+
+    def filter(self, value: float | None) -> float | None:
+        """Return the value to report for a new reading."""
+        if value is None:
+            return None
+        if self.last is None or value >= self.last:
+            self.last = value
+            self._lower_since = None
+            return value
+        if value >= self.last - COUNTER_DECREASE_TOLERANCE_WH:  # rounding: hold, it grows back
+            self._lower_since = None
+            return self.last
+        now = dt_util.utcnow()
+        if self._lower_since is None:
+            self._lower_since = now
+        elif now - self._lower_since >= COUNTER_RESET_ACCEPT_AFTER:
+            LOGGER.info("Energy total reset from %s Wh to %s Wh accepted", self.last, value)
+            self.last = value
+            self._lower_since = None
+            return value
+        LOGGER.debug("Ignoring energy total %s Wh, lower than %s Wh", value, self.last)
+        return self.last
+
 
 FLEXCONNECT = frozenset({BackendKind.FLEXCONNECT})
 FEMS = frozenset({BackendKind.FEMS})
@@ -39,7 +93,10 @@ ENODE = frozenset({BackendKind.ENODE})
 
 @dataclass(frozen=True, kw_only=True)
 class BatteryBridgeSensorEntityDescription(SensorEntityDescription, BatteryBridgeEntityDescription):
-    """A sensor: how to read its value from a snapshot."""
+    """A sensor: how to read its value from a snapshot.
+
+    A ``total_increasing`` sensor is protected against glitches (see ``MonotonicTotal``).
+    """
 
     value_fn: Callable[[BatterySnapshot], StateType]
 
@@ -220,7 +277,11 @@ async def async_setup_entry(
     for subentry_id, battery in entry.runtime_data.batteries.items():
         async_add_entities(
             (
-                BatteryBridgeSensor(battery, description)
+                (
+                    BatteryBridgeTotalSensor
+                    if description.state_class is SensorStateClass.TOTAL_INCREASING
+                    else BatteryBridgeSensor
+                )(battery, description)
                 for description in supported(battery, SENSORS)
             ),
             config_subentry_id=subentry_id,
@@ -242,3 +303,44 @@ class BatteryBridgeSensor(BatteryBridgeEntity, SensorEntity):
     def native_value(self) -> StateType:
         """Return the value from the latest snapshot."""
         return self.entity_description.value_fn(self.snapshot)
+
+
+class BatteryBridgeTotalSensor(BatteryBridgeSensor, RestoreSensor):
+    """A cumulative total that a glitch cannot send backwards, also across restarts.
+
+    A FEMS reports near-zero energy totals for a while after it restarts; passed on, Home
+    Assistant would count the jump back to the real total as energy. The last good value is
+    kept instead (``MonotonicTotal``), starting from the value restored after a restart of Home
+    Assistant. The coordinator's snapshot stays as received (diagnostics show the raw total).
+    """
+
+    def __init__(
+        self, battery: BatteryRuntime, description: BatteryBridgeSensorEntityDescription
+    ) -> None:
+        """Set up the sensor with an empty filter."""
+        super().__init__(battery, description)
+        self._total = MonotonicTotal()
+        self._value: float | None = None
+
+    async def async_added_to_hass(self) -> None:
+        """Seed the filter with the value from before the restart, then take the current one."""
+        await super().async_added_to_hass()
+        last = await self.async_get_last_sensor_data()
+        if last is not None and isinstance(last.native_value, int | float | Decimal):
+            self._total.seed(float(last.native_value))
+        self._update_value()
+
+    @callback
+    def _handle_coordinator_update(self) -> None:
+        """Filter the new total, then write the state."""
+        self._update_value()
+        super()._handle_coordinator_update()
+
+    def _update_value(self) -> None:
+        value = self.entity_description.value_fn(self.snapshot)
+        self._value = self._total.filter(None if value is None else float(value))
+
+    @property
+    def native_value(self) -> float | None:
+        """Return the filtered total."""
+        return self._value

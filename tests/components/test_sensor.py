@@ -2,24 +2,27 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import timedelta
+from unittest.mock import patch
 
 from freezegun.api import FrozenDateTimeFactory
 from homeassistant.const import STATE_UNKNOWN, Platform
-from homeassistant.core import HomeAssistant
+from homeassistant.core import HomeAssistant, State
 from homeassistant.helpers import entity_registry as er
 import pytest
 from pytest_homeassistant_custom_component.common import (
     MockConfigEntry,
     async_fire_time_changed,
+    mock_restore_cache_with_extra_data,
     snapshot_platform,
 )
 from syrupy.assertion import SnapshotAssertion
 
-from custom_components.battery_bridge.api import BackendKind, CommandStatus
-from custom_components.battery_bridge.coordinator import COUNTER_RESET_ACCEPT_AFTER
+from custom_components.battery_bridge.api import BackendKind, BatterySnapshot, CommandStatus
+from custom_components.battery_bridge.sensor import COUNTER_RESET_ACCEPT_AFTER
 
-from .conftest import ENODE_ID_1, ENODE_ID_2, FEMS_ID, FakeBackend
+from .conftest import ENODE_ID_1, ENODE_ID_2, FEMS_ID, FakeBackend, fems_snapshots
 
 pytestmark = pytest.mark.parametrize("platforms", [[Platform.SENSOR]])
 
@@ -90,15 +93,68 @@ async def test_fems_counter_reset_ignored(
     await _poll(hass, freezer, 10)
     assert hass.states.get(FEMS_CHARGED).state == STATE_UNKNOWN
 
-    # A reset that lasts (a replaced meter) is accepted after a while.
+    # A reset that lasts (a replaced meter) is accepted with the first new total after a while.
     mock_backend.set_state(FEMS_ID, energy_charged_wh=500.0)
     await _poll(hass, freezer, 10)
     assert hass.states.get(FEMS_CHARGED).state == "1234.6"
-    await _poll(hass, freezer, COUNTER_RESET_ACCEPT_AFTER.total_seconds())
-    assert hass.states.get(FEMS_CHARGED).state == "0.5"
+    mock_backend.set_state(FEMS_ID, energy_charged_wh=510.0)
+    await _poll(hass, freezer, COUNTER_RESET_ACCEPT_AFTER.total_seconds() - 10)
+    assert hass.states.get(FEMS_CHARGED).state == "1234.6"
+    mock_backend.set_state(FEMS_ID, energy_charged_wh=520.0)
+    await _poll(hass, freezer, 10)
+    assert hass.states.get(FEMS_CHARGED).state == "0.52"
     mock_backend.set_state(FEMS_ID, energy_charged_wh=600.0)
     await _poll(hass, freezer, 10)
     assert hass.states.get(FEMS_CHARGED).state == "0.6"
+
+
+def _restarted_fems() -> dict[str, BatterySnapshot]:
+    snapshots = fems_snapshots()
+    snapshot = snapshots[FEMS_ID]
+    snapshots[FEMS_ID] = replace(
+        snapshot, state=replace(snapshot.state, energy_charged_wh=2.0, energy_discharged_wh=None)
+    )
+    return snapshots
+
+
+@pytest.mark.parametrize("backend_kind", [BackendKind.FEMS])
+@pytest.mark.parametrize("fake_snapshots", [_restarted_fems()])
+async def test_fems_counter_reset_ignored_across_restart(
+    hass: HomeAssistant,
+    mock_backend: FakeBackend,
+    mock_config_entry: MockConfigEntry,
+    freezer: FrozenDateTimeFactory,
+    platforms: list[Platform],
+) -> None:
+    """Home Assistant and the FEMS restarted together: the total before the restart is kept."""
+    mock_restore_cache_with_extra_data(
+        hass,
+        [
+            (
+                State(FEMS_CHARGED, "1234.567"),
+                {"native_value": 1234567.0, "native_unit_of_measurement": "Wh"},
+            ),
+            (
+                State(FEMS_DISCHARGED, "unknown"),
+                {"native_value": None, "native_unit_of_measurement": "Wh"},
+            ),
+        ],
+    )
+    mock_config_entry.add_to_hass(hass)
+    with patch("custom_components.battery_bridge.PLATFORMS", platforms):
+        assert await hass.config_entries.async_setup(mock_config_entry.entry_id)
+        await hass.async_block_till_done()
+        assert hass.states.get(FEMS_CHARGED).state == "1234.567"
+        assert hass.states.get(FEMS_DISCHARGED).state == STATE_UNKNOWN
+        # The raw total stays in the coordinator's data (diagnostics show what was received).
+        coordinator = next(iter(mock_config_entry.runtime_data.batteries.values())).coordinator
+        assert coordinator.data.state.energy_charged_wh == 2.0
+
+        mock_backend.set_state(FEMS_ID, energy_charged_wh=1234570.0, energy_discharged_wh=5.0)
+        await _poll(hass, freezer, 10)
+        assert hass.states.get(FEMS_CHARGED).state == "1234.57"
+        assert hass.states.get(FEMS_DISCHARGED).state == "0.005"
+        assert await hass.config_entries.async_unload(mock_config_entry.entry_id)
 
 
 @pytest.mark.parametrize("backend_kind", [BackendKind.ENODE])
