@@ -14,6 +14,7 @@ the active intent, also checks whether it has ended and then applies the fallbac
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Final
@@ -170,13 +171,17 @@ class BatteryController:
                 translation_key="setpoint_out_of_range",
                 translation_placeholders={"value": str(value), "min": str(low), "max": str(high)},
             )
-        mode = self.policy.setpoint_mode or self.current_mode()
-        if mode is None or mode is ControlMode.UNKNOWN:
-            mode = next(
-                (m for m in capabilities.modes if m in capabilities.setpoint_modes),
-                min(capabilities.setpoint_modes),
-            )
-        await self._async_write(ControlCommand(mode=mode, setpoint_w=value))
+
+        def compose() -> ControlCommand:
+            mode = self.policy.setpoint_mode or self.current_mode()
+            if mode is None or mode not in capabilities.modes:
+                mode = next(
+                    (m for m in capabilities.modes if m in capabilities.setpoint_modes),
+                    min(capabilities.setpoint_modes),
+                )
+            return ControlCommand(mode=mode, setpoint_w=value)
+
+        await self._async_write(compose)
 
     async def async_set_mode(self, mode: str) -> None:
         """Set a control or operation mode (a ``ControlMode`` value)."""
@@ -189,18 +194,26 @@ class BatteryController:
                 translation_placeholders={"mode": mode, "modes": ", ".join(offered) or "-"},
             )
         new_mode = ControlMode(mode)
-        setpoint: int | None = None
-        if new_mode in capabilities.setpoint_modes:
-            setpoint = self.current_setpoint()
-            if setpoint is None:
-                setpoint = 0
-        elif self.policy.mode_keeps_setpoint:
-            setpoint = self.current_setpoint()
-        await self._async_write(ControlCommand(mode=new_mode, setpoint_w=setpoint))
 
-    async def _async_write(self, command: ControlCommand) -> None:
-        """Write a command, make it the active intent, (re)start or stop the keepalive, refresh."""
+        def compose() -> ControlCommand:
+            setpoint: int | None = None
+            if new_mode in capabilities.setpoint_modes:
+                setpoint = self.current_setpoint()
+                if setpoint is None:
+                    setpoint = 0
+            elif self.policy.mode_keeps_setpoint:
+                setpoint = self.current_setpoint()
+            return ControlCommand(mode=new_mode, setpoint_w=setpoint)
+
+        await self._async_write(compose)
+
+    async def _async_write(self, compose: Callable[[], ControlCommand]) -> None:
+        """Compose and write a command, make it the active intent, update keepalive, refresh.
+
+        The command is composed under the lock, so it builds on the write before it.
+        """
         async with self._lock:
+            command = compose()
             await self._async_apply(command)
             self._active = ActiveIntent(command=command, since=dt_util.utcnow())
             self._keepalive_failing = False

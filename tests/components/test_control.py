@@ -295,6 +295,19 @@ async def test_writes_serialised(
 
 
 @pytest.mark.parametrize("backend_kind", [BackendKind.FLEXCONNECT])
+async def test_command_builds_on_previous_write(
+    hass: HomeAssistant, mock_backend: FakeBackend, init_integration: MockConfigEntry
+) -> None:
+    """Concurrent intents: each command is composed after the write before it."""
+    controller = _controller(init_integration)
+    await asyncio.gather(controller.async_set_mode("pcc"), controller.async_set_power(500))
+    assert mock_backend.applied == [
+        (FLEX_ID_1, ControlCommand(mode=ControlMode.PCC, setpoint_w=-2000)),
+        (FLEX_ID_1, ControlCommand(mode=ControlMode.PCC, setpoint_w=500)),
+    ]
+
+
+@pytest.mark.parametrize("backend_kind", [BackendKind.FLEXCONNECT])
 async def test_write_refreshes(
     hass: HomeAssistant, mock_backend: FakeBackend, init_integration: MockConfigEntry
 ) -> None:
