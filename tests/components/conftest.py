@@ -348,7 +348,7 @@ def mock_backend(
     backend_kind: BackendKind, fake_snapshots: dict[str, BatterySnapshot]
 ) -> Generator[FakeBackend]:
     """A FakeBackend that ``create_backend`` returns, wherever it is imported."""
-    backend = FakeBackend(backend_kind, fake_snapshots)
+    backend = FakeBackend(backend_kind, dict(fake_snapshots))  # tests mutate their copy
     with (
         patch("custom_components.battery_bridge.backends.create_backend", return_value=backend),
         patch("custom_components.battery_bridge.create_backend", return_value=backend),
