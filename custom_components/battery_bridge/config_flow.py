@@ -101,6 +101,7 @@ MAX_INTERVAL_S = 3600
 MIN_KEEPALIVE_S = 5
 
 _ID_SEPARATORS = re.compile(r"[\s,;]+")
+_HEX = re.compile(r"[0-9A-Fa-f]+")
 
 _TEXT = TextSelector()
 _HOST = TextSelector(TextSelectorConfig(autocomplete="off"))
@@ -249,9 +250,19 @@ async def _async_validate_only(backend: Backend) -> None:
     await backend.async_validate()
 
 
+def _flexconnect_id(text: str) -> str:
+    """Return a FlexConnect battery id as stored.
+
+    SKIs (hexadecimal) are case-insensitive: they are kept upper-case, as FlexHome.Energy writes
+    them, so one battery cannot be added twice in different spellings.
+    """
+    text = text.strip()
+    return text.upper() if _HEX.fullmatch(text) else text
+
+
 def _split_ids(text: str) -> list[str]:
     """Split identifiers separated by commas, semicolons, spaces or new lines; drop repeats."""
-    return list(dict.fromkeys(part for part in _ID_SEPARATORS.split(text) if part))
+    return list(dict.fromkeys(_flexconnect_id(part) for part in _ID_SEPARATORS.split(text) if part))
 
 
 def _subentries(batteries: Iterable[BatteryInfo]) -> list[ConfigSubentryData]:
@@ -421,7 +432,10 @@ class BatteryBridgeConfigFlow(ConfigFlow, domain=DOMAIN):
         can_write: list[bool] = []
 
         async def probe(backend: Backend) -> None:
-            await backend.async_validate()
+            try:
+                await backend.async_validate()  # a FEMS without this ESS fails here already
+            except UnknownBatteryError as err:
+                raise _UnknownBatteryIdError(data[CONF_ESS_ID]) from err
             batteries.append(await _async_battery_info(backend, data[CONF_ESS_ID]))
             can_write.append(await cast("_WriteProbe", backend).async_probe_write())
 
@@ -710,7 +724,7 @@ class BatterySubentryFlow(ConfigSubentryFlow):
         entry = self._get_entry()
         check = _Check()
         if user_input is not None:
-            battery_id = user_input[CONF_BATTERY_ID].strip()
+            battery_id = _flexconnect_id(user_input[CONF_BATTERY_ID])
             if battery_id in _configured_ids(entry):
                 return self.async_abort(reason="already_configured")
             if not battery_id:

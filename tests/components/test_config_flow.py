@@ -343,7 +343,7 @@ async def test_flexconnect_creates_entry_with_batteries(
     result = await _start(hass, "flexconnect")
     result = await hass.config_entries.flow.async_configure(
         result["flow_id"],
-        {**FLEX_INPUT, CONF_BATTERY_IDS: f"{FLEX_A}, {FLEX_B}\n{FLEX_A};"},
+        {**FLEX_INPUT, CONF_BATTERY_IDS: f"{FLEX_A.lower()}, {FLEX_B}\n{FLEX_A};"},
     )
     assert result["type"] is FlowResultType.CREATE_ENTRY
     assert result["title"] == "FlexConnect 192.168.1.10"
@@ -399,13 +399,20 @@ async def test_flexconnect_unknown_battery_is_named(
     assert result["type"] is FlowResultType.FORM
     assert result["errors"] == {CONF_BATTERY_IDS: "unknown_battery"}
     assert result["description_placeholders"] == {"battery_id": "DEADBEEF"}
+
+    # an identifier that is not hexadecimal is passed on as typed
+    result = await hass.config_entries.flow.async_configure(
+        result["flow_id"], {**FLEX_INPUT, CONF_BATTERY_IDS: "garage-battery"}
+    )
+    assert result["description_placeholders"] == {"battery_id": "garage-battery"}
+    backend.async_get_snapshot.assert_awaited_with("garage-battery")
     # the form keeps what was typed
     suggested = {
         str(key): key.description["suggested_value"]
         for key in result["data_schema"].schema
         if key.description
     }
-    assert suggested[CONF_BATTERY_IDS] == f"{FLEX_A} DEADBEEF {FLEX_B}"
+    assert suggested[CONF_BATTERY_IDS] == "garage-battery"
 
     result = await hass.config_entries.flow.async_configure(
         result["flow_id"], {**FLEX_INPUT, CONF_BATTERY_IDS: f"{FLEX_A} {FLEX_B}"}
@@ -569,6 +576,21 @@ async def test_fems_unknown_ess(hass: HomeAssistant) -> None:
     assert result["errors"] == {"base": "unknown_battery"}
     assert result["description_placeholders"] == {"battery_id": "ess9"}
 
+    result = await hass.config_entries.flow.async_configure(result["flow_id"], FEMS_INPUT)
+    assert result["type"] is FlowResultType.CREATE_ENTRY
+
+
+async def test_fems_without_the_ess(hass: HomeAssistant, backend: MagicMock) -> None:
+    """A FEMS reports a missing ESS component when it is validated."""
+    backend.async_validate.side_effect = UnknownBatteryError("the FEMS has no component 'ess3'")
+    result = await _start(hass, "fems")
+    result = await hass.config_entries.flow.async_configure(
+        result["flow_id"], {**FEMS_INPUT, SECTION_ADVANCED: {CONF_ESS_ID: "ess3"}}
+    )
+    assert result["errors"] == {"base": "unknown_battery"}
+    assert result["description_placeholders"] == {"battery_id": "ess3"}
+
+    backend.async_validate.side_effect = None
     result = await hass.config_entries.flow.async_configure(result["flow_id"], FEMS_INPUT)
     assert result["type"] is FlowResultType.CREATE_ENTRY
 
@@ -1278,7 +1300,7 @@ async def test_subentry_flexconnect_already_added(
 ) -> None:
     result = await _start_subentry(hass, flex_entry)
     result = await hass.config_entries.subentries.async_configure(
-        result["flow_id"], {CONF_BATTERY_ID: FLEX_B}
+        result["flow_id"], {CONF_BATTERY_ID: f" {FLEX_B.lower()}"}
     )
     assert result["type"] is FlowResultType.ABORT
     assert result["reason"] == "already_configured"
