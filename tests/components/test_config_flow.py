@@ -15,6 +15,7 @@ from typing import Any
 from unittest.mock import AsyncMock, MagicMock, patch
 
 from homeassistant.config_entries import (
+    SOURCE_RECONFIGURE,
     SOURCE_USER,
     ConfigEntriesFlowManager,
     ConfigSubentryData,
@@ -51,6 +52,7 @@ from custom_components.battery_bridge.api import (
     RateLimitedError,
     UnknownBatteryError,
 )
+from custom_components.battery_bridge.backends import create_backend as real_create_backend
 from custom_components.battery_bridge.config_flow import (
     CONF_BATTERY_IDS,
     SECTION_ADVANCED,
@@ -71,6 +73,7 @@ from custom_components.battery_bridge.const import (
     DOMAIN,
     SUBENTRY_BATTERY,
 )
+from tests.conftest import StartApp
 
 INTEGRATION = Path(__file__).parents[2] / "custom_components" / DOMAIN
 FLEX_A = "90D2A30FA3D2AD48525CD255F469C167ECF8292C"
@@ -1492,3 +1495,73 @@ def test_read_only_explanation_names_the_write_app_and_the_fix() -> None:
     assert "FEMS App REST/JSON Schreibzugriff" in text
     assert "owner password" in text
     assert "Reconfigure" in text
+
+
+# --- Against the simulators (real clients over loopback) -----------------------------------------
+
+
+@pytest.mark.usefixtures("socket_enabled")
+async def test_fems_simulator_guest_then_owner(
+    hass: HomeAssistant, create_backend: MagicMock, start_app: StartApp
+) -> None:
+    """The real FEMS client: the guest password gives a read-only entry, the owner one writes."""
+    from simulator.fems import create_app
+
+    create_backend.side_effect = real_create_backend
+    server = await start_app(create_app())
+    address = {
+        CONF_HOST: "127.0.0.1",
+        CONF_PORT: server.port,
+        SECTION_ADVANCED: {CONF_ESS_ID: "ess0"},
+    }
+
+    result = await _start(hass, "fems")
+    result = await hass.config_entries.flow.async_configure(
+        result["flow_id"], {**address, CONF_PASSWORD: "wrong"}
+    )
+    assert result["errors"] == {CONF_PASSWORD: "invalid_auth"}
+    result = await hass.config_entries.flow.async_configure(
+        result["flow_id"], {**address, CONF_PASSWORD: "user"}
+    )
+    assert result["step_id"] == "fems_read_only"
+    result = await hass.config_entries.flow.async_configure(result["flow_id"], {})
+    assert result["type"] is FlowResultType.CREATE_ENTRY
+    entry = result["result"]
+    assert entry.data[CONF_CAN_WRITE] is False
+
+    result = await hass.config_entries.flow.async_init(
+        DOMAIN, context={"source": SOURCE_RECONFIGURE, "entry_id": entry.entry_id}
+    )
+    with patch("custom_components.battery_bridge.async_unload_entry", return_value=True):
+        result = await hass.config_entries.flow.async_configure(
+            result["flow_id"],
+            {CONF_HOST: "127.0.0.1", CONF_PORT: server.port, CONF_PASSWORD: "owner"},
+        )
+        await hass.async_block_till_done()
+    assert result["reason"] == "reconfigure_successful"
+    assert entry.data[CONF_CAN_WRITE] is True
+    assert entry.data[CONF_PASSWORD] == "owner"
+
+
+@pytest.mark.usefixtures("socket_enabled")
+async def test_flexconnect_simulator(
+    hass: HomeAssistant, create_backend: MagicMock, start_app: StartApp
+) -> None:
+    """The real FlexConnect client: unknown SKIs are named, known ones become subentries."""
+    from simulator.flexconnect import create_app
+
+    create_backend.side_effect = real_create_backend
+    server = await start_app(create_app(batteries=[FLEX_A, FLEX_B]))
+    address = {CONF_HOST: "127.0.0.1", CONF_PORT: server.port}
+
+    result = await _start(hass, "flexconnect")
+    result = await hass.config_entries.flow.async_configure(
+        result["flow_id"], {**address, CONF_BATTERY_IDS: f"{FLEX_A.lower()}\n{FLEX_C}"}
+    )
+    assert result["errors"] == {CONF_BATTERY_IDS: "unknown_battery"}
+    assert result["description_placeholders"] == {"battery_id": FLEX_C}
+    result = await hass.config_entries.flow.async_configure(
+        result["flow_id"], {**address, CONF_BATTERY_IDS: f"{FLEX_A.lower()}\n{FLEX_B}"}
+    )
+    assert result["type"] is FlowResultType.CREATE_ENTRY
+    assert list(_subentries(result["result"])) == [FLEX_A, FLEX_B]
