@@ -1,0 +1,700 @@
+"""FENECON FEMS / OpenEMS Edge over its REST/JSON API (``Controller.Api.Rest``).
+
+Transport:
+    HTTP Basic auth is sent up front on every request (the FEMS never sends a challenge). Requests
+    are serialised with a lock, so the backend holds at most one kept-alive connection of the
+    injected session (the FEMS accepts few connections and throttles new ones).
+
+Reads:
+    One regex GET per poll, ``GET <base>/channel/(<components>)/(<channels>)``, built from
+    ``READ_CHANNELS``. The reply is one object (one match) or an array (several); it is indexed by
+    ``address`` because the cross product of the two regexes also matches channels we did not ask
+    for (``ess0/State``, ``ess0/GridMode`` ...). ``value: null`` means "not available yet";
+    write-only channels carry no ``value`` key; cumulated energy counters use the unit ``Wh_Σ``.
+
+Writes:
+    ``POST <base>/channel/<ess>/SetActivePowerEquals {"value": S}``; ``{"value": null}`` releases
+    the channel at once. The FEMS keeps written values for its API timeout (one timer for the whole
+    API, restarted by every POST) and then drops all of them; the Home Assistant layer rewrites the
+    command as a keepalive. On a hybrid inverter (FEMS Home) the setpoint is AC-side and includes
+    the DC-PV power, so a battery power ``B`` is written as ``S = B + ProductionDcActualPower``.
+
+Errors:
+    401 or JSON-RPC code 1003 -> ``AuthError``; 404 on a GET (no channel matched at all: not a
+    FEMS REST API at this address, or the REST/JSON app is missing) -> ``NotSupportedError``; a
+    reply without the configured ESS -> ``UnknownBatteryError``; code 1002 (role denied) and
+    "REST-Api is in Read-Only mode" -> ``CommandRejectedError``; other refused writes ->
+    ``CommandRejectedError``; 502/503/504 (the FEMS web server cannot reach the API), timeouts and
+    connection errors -> ``CannotConnectError``; HTML error pages, non-JSON and wrong types ->
+    ``ProtocolError``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime, timedelta
+from enum import Enum
+import json
+import logging
+import math
+import re
+import time
+from typing import ClassVar, Final
+
+import aiohttp
+from yarl import URL
+
+from .errors import (
+    AuthError,
+    BackendError,
+    CannotConnectError,
+    CommandRejectedError,
+    NotSupportedError,
+    ProtocolError,
+    RateLimitedError,
+    UnknownBatteryError,
+)
+from .models import (
+    BackendKind,
+    BatteryInfo,
+    BatterySnapshot,
+    BatteryState,
+    Capabilities,
+    ControlCommand,
+    ControlInstruction,
+    ControlMode,
+    ControlStatus,
+    GridMode,
+    SystemState,
+)
+
+_LOGGER = logging.getLogger(__name__)
+
+# Indirections the tests replace to control time.
+_monotonic = time.monotonic
+
+
+def _utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+SUM: Final = "_sum"
+META: Final = "_meta"
+BATTERY: Final = "battery0"
+CTRL_API_REST: Final = "ctrlApiRest0"
+ESS: Final = "{ess}"  # stands for the configured ESS component id
+
+DEFAULT_API_TIMEOUT_S: Final = 60.0  # FEMS default when ctrlApiRest0/_PropertyApiTimeout is unknown
+_MAX_MESSAGE: Final = 200
+
+
+class ChannelKind(Enum):
+    """How a channel's value is read (decides the accepted units and the Python type)."""
+
+    POWER = "power"  # W
+    ENERGY = "energy"  # Wh (Wh_Σ for cumulated counters)
+    PERCENT = "percent"  # %
+    LEVEL = "level"  # an integer enum (State, GridMode)
+    TEXT = "text"  # a string
+    SECONDS = "seconds"  # a configuration property in seconds
+
+
+_UNIT_FACTORS: Final[dict[ChannelKind, dict[str, float]]] = {
+    ChannelKind.POWER: {"": 1.0, "W": 1.0, "kW": 1000.0},
+    ChannelKind.ENERGY: {"": 1.0, "Wh": 1.0, "Wh_Σ": 1.0, "kWh": 1000.0, "kWh_Σ": 1000.0},
+    ChannelKind.PERCENT: {"": 1.0, "%": 1.0},
+    ChannelKind.SECONDS: {"": 1.0, "s": 1.0, "sec": 1.0},
+}
+
+
+@dataclass(frozen=True, slots=True)
+class ChannelSpec:
+    """One channel of the FEMS: a component id (or ``ESS``) and a channel id."""
+
+    component: str
+    channel: str
+    kind: ChannelKind
+
+    def address(self, ess_id: str) -> str:
+        """Return ``component/channel`` with ``ESS`` replaced by the configured ESS id."""
+        component = ess_id if self.component == ESS else self.component
+        return f"{component}/{self.channel}"
+
+
+# Channels read by every poll.
+SOC = ChannelSpec(SUM, "EssSoc", ChannelKind.PERCENT)
+BATTERY_POWER = ChannelSpec(SUM, "EssDischargePower", ChannelKind.POWER)  # real battery power
+CAPACITY = ChannelSpec(SUM, "EssCapacity", ChannelKind.ENERGY)
+GRID_POWER = ChannelSpec(SUM, "GridActivePower", ChannelKind.POWER)
+PV_POWER = ChannelSpec(SUM, "ProductionActivePower", ChannelKind.POWER)
+DC_PV_POWER = ChannelSpec(SUM, "ProductionDcActualPower", ChannelKind.POWER)
+HOUSE_POWER = ChannelSpec(SUM, "ConsumptionActivePower", ChannelKind.POWER)
+DC_CHARGE_ENERGY = ChannelSpec(SUM, "EssDcChargeEnergy", ChannelKind.ENERGY)
+DC_DISCHARGE_ENERGY = ChannelSpec(SUM, "EssDcDischargeEnergy", ChannelKind.ENERGY)
+SUM_STATE = ChannelSpec(SUM, "State", ChannelKind.LEVEL)
+GRID_MODE = ChannelSpec(SUM, "GridMode", ChannelKind.LEVEL)
+ESS_STATE = ChannelSpec(ESS, "State", ChannelKind.LEVEL)  # tells whether the ESS exists
+ALLOWED_CHARGE = ChannelSpec(ESS, "AllowedChargePower", ChannelKind.POWER)  # <= 0 on the wire
+ALLOWED_DISCHARGE = ChannelSpec(ESS, "AllowedDischargePower", ChannelKind.POWER)
+APPLIED_SETPOINT = ChannelSpec(ESS, "DebugSetActivePower", ChannelKind.POWER)
+SOH = ChannelSpec(BATTERY, "Soh", ChannelKind.PERCENT)
+VERSION = ChannelSpec(META, "Version", ChannelKind.TEXT)
+API_TIMEOUT = ChannelSpec(CTRL_API_REST, "_PropertyApiTimeout", ChannelKind.SECONDS)
+
+READ_CHANNELS: Final[tuple[ChannelSpec, ...]] = (
+    SOC,
+    BATTERY_POWER,
+    CAPACITY,
+    GRID_POWER,
+    PV_POWER,
+    DC_PV_POWER,
+    HOUSE_POWER,
+    DC_CHARGE_ENERGY,
+    DC_DISCHARGE_ENERGY,
+    SUM_STATE,
+    GRID_MODE,
+    ESS_STATE,
+    ALLOWED_CHARGE,
+    ALLOWED_DISCHARGE,
+    APPLIED_SETPOINT,
+    SOH,
+    VERSION,
+    API_TIMEOUT,
+)
+
+# Write-only channels of the ESS (+ = discharge, - = charge). LessOrEquals / GreaterOrEquals are kept
+# for the future "hold" and limit commands.
+SET_ACTIVE_POWER_EQUALS = ChannelSpec(ESS, "SetActivePowerEquals", ChannelKind.POWER)
+SET_ACTIVE_POWER_LESS_OR_EQUALS = ChannelSpec(ESS, "SetActivePowerLessOrEquals", ChannelKind.POWER)
+SET_ACTIVE_POWER_GREATER_OR_EQUALS = ChannelSpec(
+    ESS, "SetActivePowerGreaterOrEquals", ChannelKind.POWER
+)
+SET_REACTIVE_POWER_EQUALS = ChannelSpec(ESS, "SetReactivePowerEquals", ChannelKind.POWER)
+
+_SYSTEM_STATES: Final = {
+    0: SystemState.OK,
+    1: SystemState.INFO,
+    2: SystemState.WARNING,
+    3: SystemState.FAULT,
+}
+_GRID_MODES: Final = {
+    -1: GridMode.UNDEFINED,
+    1: GridMode.ON_GRID,
+    2: GridMode.OFF_GRID,
+    3: GridMode.OFF_GRID_GENSET,
+}
+
+
+@dataclass(frozen=True, slots=True)
+class FemsChannel:
+    """One channel object of a GET reply, as the FEMS sent it.
+
+    ``value`` is whatever JSON the FEMS sent (``None`` for ``null`` and for write-only channels,
+    which have no ``value`` key; then ``has_value`` is False). It is type-checked when read.
+    """
+
+    address: str
+    value: object = None
+    unit: str = ""
+    type: str | None = None
+    access_mode: str | None = None
+    has_value: bool = True
+
+
+def _optional_str(item: dict[str, object], key: str) -> str | None:
+    value = item.get(key)
+    if value is None or isinstance(value, str):
+        return value
+    raise ProtocolError(f"FEMS channel field {key!r} is not a string")
+
+
+def parse_channels(data: object) -> dict[str, FemsChannel]:
+    """Index the reply of a channel GET (one object or an array of them) by address.
+
+    Raises:
+        ProtocolError: the reply is not a channel object or a list of them.
+    """
+    if isinstance(data, dict):
+        items: list[object] = [data]
+    elif isinstance(data, list):
+        items = data
+    else:
+        raise ProtocolError("FEMS channel reply is neither an object nor an array")
+    channels: dict[str, FemsChannel] = {}
+    for item in items:
+        if not isinstance(item, dict):
+            raise ProtocolError("FEMS channel reply contains a non-object")
+        address = item.get("address")
+        if not isinstance(address, str) or "/" not in address:
+            raise ProtocolError("FEMS channel object without a valid address")
+        channels[address] = FemsChannel(
+            address=address,
+            value=item.get("value"),
+            unit=_optional_str(item, "unit") or "",
+            type=_optional_str(item, "type"),
+            access_mode=_optional_str(item, "accessMode"),
+            has_value="value" in item,
+        )
+    return channels
+
+
+def _number(channel: FemsChannel | None, kind: ChannelKind) -> float | None:
+    """Return a numeric channel value in the base unit of ``kind``; None when unavailable."""
+    if channel is None or channel.value is None:
+        return None
+    value = channel.value
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise ProtocolError(f"FEMS channel {channel.address} has a non-numeric value")
+    factor = _UNIT_FACTORS[kind].get(channel.unit)
+    if factor is None:
+        raise ProtocolError(
+            f"FEMS channel {channel.address} has the unexpected unit {channel.unit!r}"
+        )
+    try:
+        number = float(value) * factor
+    except OverflowError:
+        number = math.inf
+    if not math.isfinite(number):
+        raise ProtocolError(f"FEMS channel {channel.address} has an out-of-range value")
+    return number
+
+
+def _level(channel: FemsChannel | None) -> int | None:
+    """Return an integer enum value; None when unavailable."""
+    if channel is None or channel.value is None:
+        return None
+    value = channel.value
+    if isinstance(value, bool) or not isinstance(value, int | float) or value != int(value):
+        raise ProtocolError(f"FEMS channel {channel.address} is not an integer")
+    return int(value)
+
+
+def _text(channel: FemsChannel | None) -> str | None:
+    if channel is None or channel.value is None:
+        return None
+    if not isinstance(channel.value, str):
+        raise ProtocolError(f"FEMS channel {channel.address} is not a string")
+    return channel.value
+
+
+@dataclass(frozen=True, slots=True)
+class FemsReadings:
+    """What one poll tells about the FEMS, already normalised.
+
+    ``state`` lacks ``reachable`` and ``last_updated`` (the backend adds them).
+    ``api_timeout_s`` is None when the FEMS keeps written values forever (API timeout 0).
+    """
+
+    state: BatteryState
+    ess_present: bool
+    sw_version: str | None = None
+    dc_pv_w: float | None = None
+    applied_setpoint_w: float | None = None
+    api_timeout_s: float | None = DEFAULT_API_TIMEOUT_S
+
+
+def read_channels(channels: dict[str, FemsChannel], ess_id: str) -> FemsReadings:
+    """Turn indexed channels into normalised readings.
+
+    Raises:
+        ProtocolError: a channel we use has a value of the wrong type or unit.
+    """
+
+    def get(spec: ChannelSpec) -> FemsChannel | None:
+        return channels.get(spec.address(ess_id))
+
+    def number(spec: ChannelSpec) -> float | None:
+        return _number(get(spec), spec.kind)
+
+    soc = number(SOC)
+    capacity = number(CAPACITY)
+    pv = number(PV_POWER)
+    house = number(HOUSE_POWER)
+    allowed_charge = number(ALLOWED_CHARGE)
+    allowed_discharge = number(ALLOWED_DISCHARGE)
+    state_level = _level(get(SUM_STATE))
+    grid_level = _level(get(GRID_MODE))
+    timeout = number(API_TIMEOUT)
+    state = BatteryState(
+        state_of_charge=soc,
+        state_of_health=number(SOH),
+        stored_energy_wh=soc / 100 * capacity if soc is not None and capacity is not None else None,
+        usable_capacity_wh=capacity,
+        power_w=number(BATTERY_POWER),
+        system_state=_SYSTEM_STATES.get(state_level) if state_level is not None else None,
+        grid_mode=_GRID_MODES.get(grid_level) if grid_level is not None else None,
+        # AllowedChargePower is <= 0 on the wire (a positive value forces a discharge).
+        max_charge_power_w=max(0.0, -allowed_charge) if allowed_charge is not None else None,
+        max_discharge_power_w=max(0.0, allowed_discharge)
+        if allowed_discharge is not None
+        else None,
+        grid_power_w=number(GRID_POWER),
+        # "always positive" says the doc, but real systems report e.g. -9 W at night.
+        pv_power_w=max(0.0, pv) if pv is not None else None,
+        house_power_w=max(0.0, house) if house is not None else None,
+        energy_charged_wh=number(DC_CHARGE_ENERGY),
+        energy_discharged_wh=number(DC_DISCHARGE_ENERGY),
+    )
+    if timeout is None:
+        api_timeout: float | None = DEFAULT_API_TIMEOUT_S
+    elif timeout <= 0:
+        api_timeout = None  # 0 = written values persist until overwritten or released
+    else:
+        api_timeout = timeout
+    dc_pv = number(DC_PV_POWER)
+    return FemsReadings(
+        state=state,
+        ess_present=ESS_STATE.address(ess_id) in channels,
+        sw_version=_text(get(VERSION)),
+        dc_pv_w=max(0.0, dc_pv) if dc_pv is not None else None,
+        applied_setpoint_w=number(APPLIED_SETPOINT),
+        api_timeout_s=api_timeout,
+    )
+
+
+def channel_regexes(specs: tuple[ChannelSpec, ...], ess_id: str) -> tuple[str, str]:
+    """Return the component and channel regexes (Java syntax) that match every spec."""
+    components: dict[str, None] = {}
+    names: dict[str, None] = {}
+    for spec in specs:
+        component, _, name = spec.address(ess_id).partition("/")
+        components[re.escape(component)] = None
+        names[re.escape(name)] = None
+    return f"({'|'.join(components)})", f"({'|'.join(names)})"
+
+
+def _jsonrpc_error(body: bytes) -> tuple[int | None, str]:
+    """Return the JSON-RPC error code and message of an error body, if it is one."""
+    try:
+        data = json.loads(body)
+    except ValueError, RecursionError:
+        return None, ""
+    if not isinstance(data, dict) or not isinstance(error := data.get("error"), dict):
+        return None, ""
+    code = error.get("code")
+    message = error.get("message")
+    return (
+        code if isinstance(code, int) and not isinstance(code, bool) else None,
+        message if isinstance(message, str) else "",
+    )
+
+
+def _reject_constant(name: str) -> object:
+    raise ValueError(f"non-standard JSON constant {name}")
+
+
+class FemsBackend:
+    """One FEMS (one ESS) over the REST/JSON API.
+
+    The battery id is the ESS component id. Battery-level values come from ``_sum`` (on a
+    multi-ESS site they add up every ESS); limits and the applied setpoint come from the ESS.
+    """
+
+    kind: ClassVar[BackendKind] = BackendKind.FEMS
+
+    def __init__(
+        self,
+        session: aiohttp.ClientSession,
+        host: str,
+        port: int,
+        password: str,
+        *,
+        username: str = "x",
+        ess_id: str = "ess0",
+        can_write: bool = True,
+        base_url: str | None = None,
+        request_timeout: float = 10.0,
+    ) -> None:
+        """Store the settings; no I/O happens here.
+
+        Args:
+            session: the shared aiohttp session (never closed here).
+            host: host name or address of the FEMS.
+            port: 80 (the FEMS web server forwards /rest) or 8084 (the API itself).
+            password: "user" (guest: read only) or "owner" (needed to write).
+            username: ignored by the FEMS, sent anyway.
+            ess_id: the ESS component, usually "ess0".
+            can_write: whether write access was found at set-up; False makes the entry read-only.
+            base_url: overrides ``http://{host}:{port}/rest``.
+            request_timeout: seconds per request.
+        """
+        self._session = session
+        self._password = password
+        # Sent up front: the FEMS never sends a challenge. The user name is ignored by the FEMS.
+        self._headers = {
+            "Authorization": aiohttp.encode_basic_auth(username.replace(":", ""), password)
+        }
+        self._ess_id = ess_id
+        self._can_write = can_write
+        base = URL(base_url or f"http://{host}:{port}/rest")
+        self._base = base.with_user(None).with_path(base.path.rstrip("/"))
+        self._timeout = aiohttp.ClientTimeout(total=request_timeout)
+        self._request_timeout = request_timeout
+        self._lock = asyncio.Lock()
+        self._read_path = channel_regexes(READ_CHANNELS, ess_id)
+        self._dc_pv_w: float | None = None
+        self._api_timeout_s: float | None = DEFAULT_API_TIMEOUT_S
+        # monotonic and wall time of the last accepted POST (the FEMS API timer restarts there)
+        self._last_post: tuple[float, datetime] | None = None
+        self._written: ControlInstruction | None = None
+        self._last_raw: dict[str, object] = {}
+
+    @property
+    def ess_id(self) -> str:
+        """Return the ESS component id (the battery id)."""
+        return self._ess_id
+
+    # ----------------------------------------------------------------------------------- transport
+
+    async def _request(
+        self, method: str, component: str, channel: str, payload: dict[str, object] | None = None
+    ) -> object:
+        """Send one request and return the decoded JSON of a 200 reply."""
+        url = self._base / "channel" / component / channel
+        where = f"{method} {url.path}"
+        async with self._lock:
+            try:
+                async with self._session.request(
+                    method,
+                    url,
+                    headers=self._headers,
+                    json=payload,
+                    timeout=self._timeout,
+                    allow_redirects=False,
+                ) as response:
+                    status = response.status
+                    body = await response.read()
+            except TimeoutError as err:
+                raise CannotConnectError(
+                    f"FEMS did not answer {where} within {self._request_timeout:g} s"
+                ) from err
+            except (aiohttp.ClientError, ValueError, RuntimeError) as err:
+                raise CannotConnectError(
+                    f"cannot reach the FEMS for {where} ({type(err).__name__})"
+                ) from err
+        _LOGGER.debug("%s -> HTTP %s, %d bytes", where, status, len(body))
+        if status != 200:
+            raise self._error(status, body, method, where)
+        if body.lstrip().startswith(b"<"):
+            raise ProtocolError(f"FEMS sent an HTML page instead of JSON for {where}")
+        try:
+            return json.loads(body, parse_constant=_reject_constant)
+        except (ValueError, RecursionError) as err:
+            raise ProtocolError(f"FEMS sent invalid JSON for {where}") from err
+
+    def _scrub(self, text: str) -> str:
+        text = text[:_MAX_MESSAGE]
+        return text.replace(self._password, "***") if self._password else text
+
+    def _error(self, status: int, body: bytes, method: str, where: str) -> BackendError:
+        """Map a non-200 reply to the error taxonomy."""
+        code, message = _jsonrpc_error(body)
+        text = body.decode("utf-8", "replace")
+        if status == 401 or code == 1003:
+            return AuthError(f"FEMS rejected the password ({where}: HTTP {status})")
+        if status == 404:
+            return NotSupportedError(
+                f"FEMS has no such channels ({where}: HTTP 404); check that the REST/JSON app "
+                "is installed, the port and the ESS id"
+            )
+        if code == 1002:
+            return CommandRejectedError(
+                f"FEMS refused {where}: writing needs the owner password and the FEMS App "
+                "REST/JSON write access (role access denied)"
+            )
+        if "read-only mode" in text.lower():
+            return CommandRejectedError(
+                f"FEMS refused {where}: REST-Api is in Read-Only mode (the FEMS App REST/JSON "
+                "write access is not installed)"
+            )
+        if code == 2000:
+            return UnknownBatteryError(f"FEMS has no such component ({where})")
+        if status == 429:
+            return RateLimitedError(f"FEMS asked to slow down ({where})")
+        if status in (502, 503, 504):
+            return CannotConnectError(f"FEMS API unavailable ({where}: HTTP {status})")
+        if method == "POST" and code is not None:
+            return CommandRejectedError(
+                f"FEMS refused {where} (code {code}): {self._scrub(message)}"
+            )
+        if text.lstrip().startswith("<"):
+            return ProtocolError(
+                f"FEMS answered {where} with an HTML error page (HTTP {status}); FEMS 2025.4 "
+                "and newer also answer a wrong password this way"
+            )
+        return ProtocolError(f"FEMS answered {where} with HTTP {status}")
+
+    async def _get(self, specs: tuple[ChannelSpec, ...]) -> dict[str, FemsChannel]:
+        component, channel = (
+            self._read_path if specs is READ_CHANNELS else channel_regexes(specs, self._ess_id)
+        )
+        return parse_channels(await self._request("GET", component, channel))
+
+    async def _post(self, spec: ChannelSpec, value: int | None) -> None:
+        component, _, channel = spec.address(self._ess_id).partition("/")
+        data = await self._request("POST", component, channel, {"value": value})
+        if not isinstance(data, dict):
+            raise ProtocolError(f"FEMS answered a write to {spec.channel} with a non-object")
+        # One API timer for every written channel, restarted by every accepted POST.
+        self._last_post = (_monotonic(), _utcnow())
+
+    def _check_battery(self, battery_id: str) -> None:
+        if battery_id != self._ess_id:
+            raise UnknownBatteryError(
+                f"this FEMS entry serves {self._ess_id!r}, not {battery_id!r}"
+            )
+
+    def _no_ess(self) -> UnknownBatteryError:
+        return UnknownBatteryError(f"the FEMS has no component {self._ess_id!r}")
+
+    # ---------------------------------------------------------------------------------- protocol
+
+    async def async_validate(self) -> None:
+        """Read ``_sum/State`` and ``<ess>/State`` (the guest password is enough).
+
+        Raises:
+            AuthError: wrong password.
+            UnknownBatteryError: the configured ESS does not exist.
+            ProtocolError: the reply is not an OpenEMS channel reply.
+        """
+        channels = await self._get((SUM_STATE, ESS_STATE))
+        if SUM_STATE.address(self._ess_id) not in channels:
+            raise ProtocolError("the reply has no _sum/State: not an OpenEMS REST API")
+        if ESS_STATE.address(self._ess_id) not in channels:
+            raise self._no_ess()
+
+    async def async_list_batteries(self) -> list[BatteryInfo]:
+        """Return the one battery of this FEMS: its ESS."""
+        readings = await self._poll()
+        return [self._info(readings.sw_version)]
+
+    def _info(self, sw_version: str | None) -> BatteryInfo:
+        return BatteryInfo(
+            battery_id=self._ess_id,
+            name="FEMS",
+            manufacturer="FENECON",
+            model=None,  # the REST channels do not name the product
+            sw_version=sw_version,
+        )
+
+    async def _poll(self) -> FemsReadings:
+        channels = await self._get(READ_CHANNELS)
+        readings = read_channels(channels, self._ess_id)
+        if not readings.ess_present:
+            raise self._no_ess()
+        self._dc_pv_w = readings.dc_pv_w
+        self._api_timeout_s = readings.api_timeout_s
+        self._last_raw = {
+            address: channel.value for address, channel in channels.items() if channel.has_value
+        }
+        return readings
+
+    async def async_get_snapshot(self, battery_id: str) -> BatterySnapshot:
+        """Poll the FEMS with one regex GET."""
+        self._check_battery(battery_id)
+        readings = await self._poll()
+        now = _utcnow()
+        state = replace(readings.state, reachable=True, last_updated=now)
+        current = None
+        if readings.applied_setpoint_w is not None:
+            current = ControlInstruction(
+                mode=None,  # the FEMS cannot tell which controller set the power
+                setpoint_w=round(readings.applied_setpoint_w - (readings.dc_pv_w or 0.0)),
+                timestamp=now,
+            )
+        return BatterySnapshot(
+            info=self._info(readings.sw_version),
+            state=state,
+            control=ControlStatus(current=current, desired=self._desired()),
+            capabilities=self._capabilities(readings),
+            raw=dict(self._last_raw),
+        )
+
+    def _capabilities(self, readings: FemsReadings) -> Capabilities:
+        if not self._can_write:
+            return Capabilities()
+        max_charge = readings.state.max_charge_power_w
+        max_discharge = readings.state.max_discharge_power_w
+        return Capabilities(
+            modes=(ControlMode.AUTO, ControlMode.POWER),
+            setpoint_modes=frozenset({ControlMode.POWER}),
+            min_power_w=-round(max_charge) if max_charge is not None else None,
+            max_power_w=round(max_discharge) if max_discharge is not None else None,
+            command_timeout_s=readings.api_timeout_s,
+        )
+
+    def _desired(self) -> ControlInstruction | None:
+        """Return the last written command; a POWER not rewritten within the API timeout is AUTO.
+
+        The FEMS drops every written value when its API timer (restarted by each POST of this
+        client, the write probe included) runs out, so the battery is back in self-consumption.
+        Writes by other clients of the same API restart the timer too; we cannot see them.
+        """
+        written = self._written
+        if written is None:
+            return None
+        timeout = self._api_timeout_s
+        last_post = self._last_post
+        if (
+            written.mode is ControlMode.POWER
+            and timeout is not None
+            and last_post is not None
+            and _monotonic() - last_post[0] >= timeout
+        ):
+            return ControlInstruction(
+                mode=ControlMode.AUTO, timestamp=last_post[1] + timedelta(seconds=timeout)
+            )
+        return written
+
+    async def async_apply(self, battery_id: str, command: ControlCommand) -> None:
+        """Write a command: POWER sets ``SetActivePowerEquals``, AUTO releases it at once.
+
+        A battery power B (+ = discharge) is written as ``S = B + DC-PV`` (from the latest poll,
+        0 if unknown) because the hybrid inverter's setpoint is AC-side. Rewriting is harmless
+        and restarts the FEMS API timer (the keepalive).
+
+        Raises:
+            NotSupportedError: read-only entry, or a mode other than AUTO / POWER.
+            CommandRejectedError: POWER without a setpoint, or the FEMS refused the write.
+        """
+        self._check_battery(battery_id)
+        if not self._can_write:
+            raise NotSupportedError("this FEMS entry is read-only (no write access at set-up)")
+        match command.mode:
+            case ControlMode.POWER:
+                if command.setpoint_w is None:
+                    raise CommandRejectedError("power mode needs a setpoint")
+                target = round(command.setpoint_w + (self._dc_pv_w or 0.0))
+                await self._post(SET_ACTIVE_POWER_EQUALS, target)
+                instruction = ControlInstruction(ControlMode.POWER, command.setpoint_w)
+            case ControlMode.AUTO:
+                await self._post(SET_ACTIVE_POWER_EQUALS, None)
+                instruction = ControlInstruction(ControlMode.AUTO)
+            case _:
+                raise NotSupportedError(f"the FEMS cannot take the mode {command.mode.value!r}")
+        self._written = replace(instruction, timestamp=_utcnow())
+
+    async def async_probe_write(self) -> bool:
+        """Find out whether writes are accepted, without changing what the battery does.
+
+        Writes ``null`` to ``<ess>/SetReactivePowerEquals``: null only releases a value, and the
+        reactive power channels are unused on home systems (FENECON: "cannot currently be used for
+        home systems"), so nothing is released that anyone set. Releasing ``SetActivePowerEquals``
+        instead would end an active setpoint. The POST does restart the FEMS API timer, which at
+        worst keeps an active setpoint of this client alive a little longer (and is accounted for).
+
+        Returns:
+            True when the write was accepted; False for a read-only API (no write app), a
+            password without the owner role, or an ESS that takes no writes.
+
+        Raises:
+            AuthError: wrong password.
+            CannotConnectError: the FEMS cannot be reached.
+        """
+        try:
+            await self._post(SET_REACTIVE_POWER_EQUALS, None)
+        except CommandRejectedError as err:
+            _LOGGER.debug("FEMS write probe refused: %s", err)
+            return False
+        return True
