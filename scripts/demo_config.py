@@ -22,20 +22,20 @@ import aiohttp
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from homeassistant.config_entries import (  # noqa: E402
+from homeassistant.config_entries import (
     SOURCE_USER,
     STORAGE_VERSION,
     STORAGE_VERSION_MINOR,
     ConfigEntry,
 )
-from homeassistant.const import CONF_HOST, CONF_PASSWORD, CONF_PORT  # noqa: E402
-from homeassistant.helpers.json import JSONEncoder  # noqa: E402
+from homeassistant.const import CONF_HOST, CONF_PASSWORD, CONF_PORT
+from homeassistant.helpers.json import JSONEncoder
 
-from custom_components.battery_bridge.api import BatteryInfo  # noqa: E402
-from custom_components.battery_bridge.api.enode import EnodeBackend  # noqa: E402
-from custom_components.battery_bridge.api.fems import FemsBackend  # noqa: E402
-from custom_components.battery_bridge.api.flexconnect import FlexConnectBackend  # noqa: E402
-from custom_components.battery_bridge.const import (  # noqa: E402
+from custom_components.battery_bridge.api import BatteryInfo
+from custom_components.battery_bridge.api.enode import EnodeBackend
+from custom_components.battery_bridge.api.fems import FemsBackend
+from custom_components.battery_bridge.api.flexconnect import FlexConnectBackend
+from custom_components.battery_bridge.const import (
     CONF_API_URL,
     CONF_BACKEND,
     CONF_BATTERY_ID,

@@ -16,10 +16,10 @@ CONF_BACKEND: Final = "backend"  # a BackendKind value
 CONF_ESS_ID: Final = "ess_id"  # FEMS: the ESS component id, default "ess0"
 CONF_CAN_WRITE: Final = "can_write"  # FEMS: write access was found at set-up (else read-only)
 CONF_CLIENT_ID: Final = "client_id"  # Enode
-CONF_CLIENT_SECRET: Final = "client_secret"  # Enode
+CONF_CLIENT_SECRET: Final = "client_secret"  # noqa: S105 - a key name; Enode
 CONF_ENVIRONMENT: Final = "environment"  # Enode: "production" | "sandbox"
 CONF_API_URL: Final = "api_url"  # Enode, advanced: custom API base URL
-CONF_TOKEN_URL: Final = "token_url"  # Enode, advanced: custom OAuth token URL
+CONF_TOKEN_URL: Final = "token_url"  # noqa: S105 - a key name; Enode, advanced
 # host, port and password use homeassistant.const CONF_HOST, CONF_PORT, CONF_PASSWORD.
 
 # Config subentries: one per battery, data {CONF_BATTERY_ID: "<backend battery id>"}
