@@ -1,0 +1,918 @@
+"""Enode: batteries of any supported vendor through the Enode cloud API (version 2024-10-01).
+
+Authentication:
+    OAuth 2.0 client credentials. ``POST <token URL>`` with HTTP Basic ``client_id:client_secret``
+    and the form ``grant_type=client_credentials`` returns ``{access_token, expires_in,
+    token_type: "bearer"}``. The token is cached until 60 s (or 10 % of its lifetime, whichever is
+    less) before it expires; fetches are serialised with a lock. A 401 from the API drops the token
+    and the request is retried once with a new one. A 400/401/403 from the token endpoint is an
+    ``AuthError``. No ``Enode-Version`` header is sent: the client's default version (set in the
+    Enode dashboard) applies; the parsers follow 2024-10-01.
+
+Reads:
+    ``GET /batteries`` (paginated: ``pageSize``, opaque cursor ``pagination.after`` followed until
+    null; a repeated cursor is a ``ProtocolError``) and ``GET /batteries/{id}``. Enode units are
+    kW, kWh and percent; ``chargeRate`` is positive while the battery CHARGES, so ``power_w`` is
+    ``-chargeRate * 1000`` (Battery Bridge: + = discharging). Every nullable field reads as None.
+    A mode is settable when ``capabilities.<mode>.isCapable`` is true and, when the battery lists
+    its ``scopes``, the scope ``battery:control:operation_mode`` was granted.
+
+Writes:
+    ``POST /batteries/{id}/operation-mode {"operationMode": ...}`` creates an Action that Enode
+    retries until the battery reports the mode (or times out). The client tracks the last Action it
+    created per battery: each snapshot polls ``GET /batteries/actions/{id}`` while it is PENDING and
+    afterwards keeps reporting its final state (CONFIRMED / FAILED / CANCELLED) without polling it
+    again. ``control.desired`` is the Action's target only while it is PENDING, because the
+    controller builds new commands on ``desired``; a FAILED or CANCELLED target never took effect.
+    A new Action replaces the tracked one (Enode cancels the previous one itself). Before writing,
+    the mode is checked against the capabilities of the last battery object this client parsed
+    (from a snapshot or the list); without one it GETs the battery first.
+
+Errors:
+    Problem documents (``application/json`` or ``application/problem+json`` with ``type``,
+    ``title``, ``detail``) give their ``detail`` (else ``title``) to the message. 401/403 ->
+    ``AuthError``; 404 on a battery path -> ``UnknownBatteryError``, on an action path ->
+    ``NotSupportedError``, on the list -> ``ProtocolError`` (no Enode API at that URL); 429 ->
+    ``RateLimitedError`` with ``Retry-After`` seconds; 408 and 5xx, timeouts and connection errors
+    -> ``CannotConnectError``; other refused writes -> ``CommandRejectedError``; HTML pages,
+    non-JSON bodies and wrong types -> ``ProtocolError``. Messages never contain the client
+    secret, an access token or an Authorization header (server texts are scrubbed).
+
+Webhooks:
+    ``verify_webhook_signature`` checks ``x-enode-signature: sha1=<hex HMAC-SHA1(secret, body)>``
+    over the raw body.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+from collections import deque
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from enum import Enum
+import hashlib
+import hmac
+import json
+import logging
+import math
+import re
+import time
+from typing import Any, ClassVar, Final, NamedTuple
+from urllib.parse import quote
+
+import aiohttp
+
+from .errors import (
+    AuthError,
+    BackendError,
+    CannotConnectError,
+    CommandRejectedError,
+    NotSupportedError,
+    ProtocolError,
+    RateLimitedError,
+    UnknownBatteryError,
+)
+from .models import (
+    BackendKind,
+    BatteryInfo,
+    BatterySnapshot,
+    BatteryState,
+    Capabilities,
+    ChargeStatus,
+    CommandStatus,
+    ControlCommand,
+    ControlInstruction,
+    ControlMode,
+    ControlStatus,
+)
+
+_LOGGER = logging.getLogger(__name__)
+
+# Indirection the tests replace to control time.
+_monotonic = time.monotonic
+
+ENVIRONMENTS: Final[dict[str, tuple[str, str]]] = {
+    # environment: (API base URL, OAuth token URL)
+    "production": (
+        "https://enode-api.production.enode.io",
+        "https://oauth.production.enode.io/oauth2/token",
+    ),
+    "sandbox": (
+        "https://enode-api.sandbox.enode.io",
+        "https://oauth.sandbox.enode.io/oauth2/token",
+    ),
+}
+OPERATION_MODE_SCOPE: Final = "battery:control:operation_mode"
+PAGE_SIZE: Final = 50
+MAX_PAGES: Final = 1000
+DEFAULT_TOKEN_LIFETIME_S: Final = 3599.0  # when the token reply has no expires_in
+TOKEN_MARGIN_S: Final = 60.0
+_MAX_MESSAGE: Final = 200
+_MAX_TOKENS_REMEMBERED: Final = 4
+
+# Enode operationMode <-> ControlMode; UNKNOWN is readable only.
+_MODE_BY_WIRE: Final[dict[str, ControlMode]] = {
+    "SELF_RELIANCE": ControlMode.SELF_RELIANCE,
+    "TIME_OF_USE": ControlMode.TIME_OF_USE,
+    "IMPORT_FOCUS": ControlMode.IMPORT_FOCUS,
+    "EXPORT_FOCUS": ControlMode.EXPORT_FOCUS,
+    "UNKNOWN": ControlMode.UNKNOWN,
+}
+WIRE_MODES: Final[dict[ControlMode, str]] = {
+    ControlMode.SELF_RELIANCE: "SELF_RELIANCE",
+    ControlMode.TIME_OF_USE: "TIME_OF_USE",
+    ControlMode.IMPORT_FOCUS: "IMPORT_FOCUS",
+    ControlMode.EXPORT_FOCUS: "EXPORT_FOCUS",
+}
+# capabilities.<key> of a battery, in the order the modes are offered
+CAPABILITY_KEYS: Final[tuple[tuple[str, ControlMode], ...]] = (
+    ("selfReliance", ControlMode.SELF_RELIANCE),
+    ("timeOfUse", ControlMode.TIME_OF_USE),
+    ("importFocus", ControlMode.IMPORT_FOCUS),
+    ("exportFocus", ControlMode.EXPORT_FOCUS),
+)
+_CHARGE_STATUS: Final[dict[str, ChargeStatus]] = {
+    "CHARGING": ChargeStatus.CHARGING,
+    "DISCHARGING": ChargeStatus.DISCHARGING,
+    "IDLE": ChargeStatus.IDLE,
+    "FAULT": ChargeStatus.FAULT,
+    "UNKNOWN": ChargeStatus.UNKNOWN,
+}
+_ACTION_STATES: Final[dict[str, CommandStatus]] = {
+    "PENDING": CommandStatus.PENDING,
+    "CONFIRMED": CommandStatus.CONFIRMED,
+    "FAILED": CommandStatus.FAILED,
+    "CANCELLED": CommandStatus.CANCELLED,
+}
+_HEX40: Final = re.compile(r"[0-9a-fA-F]{40}")
+
+
+# --------------------------------------------------------------------------------------------------
+# Parsed objects and pure parsers (arbitrary JSON in, a value or ProtocolError out)
+# --------------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class EnodeAction:
+    """An operation-mode Action (``OperationModeAction``) as Enode reports it."""
+
+    id: str
+    state: CommandStatus
+    target_id: str | None
+    target_mode: ControlMode
+    created_at: datetime | None = None
+    completed_at: datetime | None = None
+    failure_reason: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class EnodeBattery:
+    """A battery object, normalised (``current`` is None while the operation mode is unknown)."""
+
+    info: BatteryInfo
+    state: BatteryState
+    current: ControlInstruction | None
+    capabilities: Capabilities
+
+
+def _type_name(value: object) -> str:
+    return "null" if value is None else type(value).__name__
+
+
+def _object(value: object, field: str) -> Mapping[str, Any]:
+    if not isinstance(value, Mapping):
+        raise ProtocolError(f"Enode {field}: expected an object, got {_type_name(value)}")
+    return value
+
+
+def _optional_object(parent: Mapping[str, Any], key: str, field: str) -> Mapping[str, Any]:
+    """Return ``parent[key]`` as an object; a missing or null member is an empty object."""
+    value = parent.get(key)
+    return {} if value is None else _object(value, f"{field}.{key}")
+
+
+def _optional_str(parent: Mapping[str, Any], key: str, field: str) -> str | None:
+    value = parent.get(key)
+    if value is None:
+        return None
+    if not isinstance(value, str):
+        raise ProtocolError(f"Enode {field}.{key}: expected a string, got {_type_name(value)}")
+    return value
+
+
+def _required_str(parent: Mapping[str, Any], key: str, field: str) -> str:
+    value = _optional_str(parent, key, field)
+    if not value:
+        raise ProtocolError(f"Enode {field}.{key}: missing")
+    return value
+
+
+def _optional_bool(parent: Mapping[str, Any], key: str, field: str) -> bool | None:
+    value = parent.get(key)
+    if value is None or isinstance(value, bool):
+        return value
+    raise ProtocolError(f"Enode {field}.{key}: expected a boolean, got {_type_name(value)}")
+
+
+def _optional_number(
+    parent: Mapping[str, Any], key: str, field: str, factor: float = 1.0
+) -> float | None:
+    """Return a JSON number times ``factor``; null is None; non-numbers and overflow fail."""
+    value = parent.get(key)
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise ProtocolError(f"Enode {field}.{key}: expected a number, got {_type_name(value)}")
+    try:
+        result = float(value) * factor
+    except OverflowError as err:  # an integer beyond the float range
+        raise ProtocolError(f"Enode {field}.{key}: out of range") from err
+    if not math.isfinite(result):
+        raise ProtocolError(f"Enode {field}.{key}: out of range")
+    return result + 0.0  # -0.0 -> 0.0
+
+
+def _optional_time(parent: Mapping[str, Any], key: str, field: str) -> datetime | None:
+    text = _optional_str(parent, key, field)
+    if text is None:
+        return None
+    try:
+        parsed = datetime.fromisoformat(text.strip())
+    except ValueError as err:
+        raise ProtocolError(f"Enode {field}.{key}: not an ISO 8601 timestamp") from err
+    return parsed if parsed.tzinfo is not None else parsed.replace(tzinfo=UTC)
+
+
+def _mode(value: str | None) -> ControlMode | None:
+    """Return the ControlMode of an operationMode; unknown names read as UNKNOWN."""
+    if value is None:
+        return None
+    return _MODE_BY_WIRE.get(value.strip().upper(), ControlMode.UNKNOWN)
+
+
+def parse_battery(data: object) -> EnodeBattery:
+    """Return the normalised battery of an Enode battery object.
+
+    Args:
+        data: The decoded JSON of ``GET /batteries/{id}`` (or one item of the list).
+
+    Returns:
+        Info, state, the current operation mode and the settable modes.
+
+    Raises:
+        ProtocolError: The object has no id, or a member has the wrong type.
+    """
+    battery = _object(data, "battery")
+    battery_id = _required_str(battery, "id", "battery")
+    information = _optional_object(battery, "information", "battery")
+    charge = _optional_object(battery, "chargeState", "battery")
+    config = _optional_object(battery, "config", "battery")
+    capabilities = _optional_object(battery, "capabilities", "battery")
+
+    brand = _optional_str(information, "brand", "battery.information")
+    model = _optional_str(information, "model", "battery.information")
+    site = _optional_str(information, "siteName", "battery.information")
+    vendor = _optional_str(battery, "vendor", "battery")
+    manufacturer = brand or (vendor.title() if vendor else None) or "Enode"
+    name = site or " ".join(part for part in (brand, model) if part) or f"Enode {battery_id[:8]}"
+    info = BatteryInfo(battery_id=battery_id, name=name, manufacturer=manufacturer, model=model)
+
+    where = "battery.chargeState"
+    level = _optional_number(charge, "batteryLevel", where)
+    capacity_wh = _optional_number(charge, "batteryCapacity", where, 1000.0)
+    rate_w = _optional_number(charge, "chargeRate", where, 1000.0)
+    status = _optional_str(charge, "status", where)
+    stored_wh = None
+    if level is not None and capacity_wh is not None:
+        stored_wh = capacity_wh * level / 100
+        if not math.isfinite(stored_wh):
+            raise ProtocolError("Enode battery.chargeState: stored energy out of range")
+    state = BatteryState(
+        state_of_charge=level,
+        stored_energy_wh=stored_wh,
+        usable_capacity_wh=capacity_wh,
+        power_w=None if rate_w is None else -rate_w + 0.0,  # Enode: + = charging
+        charge_status=(
+            None if status is None else _CHARGE_STATUS.get(status.upper(), ChargeStatus.UNKNOWN)
+        ),
+        reserve_pct=_optional_number(charge, "dischargeLimit", where),
+        reachable=_optional_bool(battery, "isReachable", "battery"),
+        last_updated=_optional_time(charge, "lastUpdated", where),
+    )
+
+    mode = _mode(_optional_str(config, "operationMode", "battery.config"))
+    mode_updated = _optional_time(config, "lastUpdated", "battery.config")
+    current = None if mode is None else ControlInstruction(mode=mode, timestamp=mode_updated)
+
+    scopes_raw = battery.get("scopes")
+    controllable = True
+    if scopes_raw is not None:
+        if not isinstance(scopes_raw, list) or not all(isinstance(s, str) for s in scopes_raw):
+            raise ProtocolError("Enode battery.scopes: expected a list of strings")
+        controllable = OPERATION_MODE_SCOPE in scopes_raw
+    modes: list[ControlMode] = []
+    for key, capability_mode in CAPABILITY_KEYS:
+        capability = _optional_object(capabilities, key, "battery.capabilities")
+        capable = _optional_bool(capability, "isCapable", f"battery.capabilities.{key}")
+        if capable and controllable:
+            modes.append(capability_mode)
+    return EnodeBattery(
+        info=info, state=state, current=current, capabilities=Capabilities(modes=tuple(modes))
+    )
+
+
+def _failure_reason(value: object) -> str | None:
+    """Return ``failureReason`` (``{type, detail}`` or a string) as text; parsed leniently."""
+    if value is None:
+        return None
+    if isinstance(value, str):
+        return value[:_MAX_MESSAGE] or None
+    reason = _object(value, "action.failureReason")
+    kind = _optional_str(reason, "type", "action.failureReason")
+    detail = _optional_str(reason, "detail", "action.failureReason")
+    text = ": ".join(part for part in (kind, detail) if part)
+    return text[:_MAX_MESSAGE] or None
+
+
+def parse_action(data: object) -> EnodeAction:
+    """Return the Action of an ``OperationModeAction`` object.
+
+    Args:
+        data: The decoded JSON of an Action (create, get, cancel or a 409 reply).
+
+    Returns:
+        The action; a missing or unknown target mode reads as ``ControlMode.UNKNOWN``.
+
+    Raises:
+        ProtocolError: No id, an unknown state, or a member of the wrong type.
+    """
+    action = _object(data, "action")
+    action_id = _required_str(action, "id", "action")
+    state_text = _required_str(action, "state", "action")
+    state = _ACTION_STATES.get(state_text.upper())
+    if state is None:
+        raise ProtocolError("Enode action.state: not an action state")
+    target_state = _optional_object(action, "targetState", "action")
+    target = _mode(_optional_str(target_state, "operationMode", "action.targetState"))
+    return EnodeAction(
+        id=action_id,
+        state=state,
+        target_id=_optional_str(action, "targetId", "action"),
+        target_mode=ControlMode.UNKNOWN if target is None else target,
+        created_at=_optional_time(action, "createdAt", "action"),
+        completed_at=_optional_time(action, "completedAt", "action"),
+        failure_reason=_failure_reason(action.get("failureReason")),
+    )
+
+
+def _problem_message(payload: object) -> str:
+    """Return the ``detail`` (else ``title``) of a problem document, or ''."""
+    if not isinstance(payload, Mapping):
+        return ""
+    for key in ("detail", "title", "error_description", "error"):
+        value = payload.get(key)
+        if isinstance(value, str) and value.strip():
+            return value.strip()
+    return ""
+
+
+def _retry_after(value: str | None) -> float | None:
+    """Return ``Retry-After`` in seconds; HTTP dates and garbage are ignored."""
+    if value is None:
+        return None
+    try:
+        seconds = float(value.strip())
+    except ValueError:
+        return None
+    return max(0.0, seconds) if math.isfinite(seconds) else None
+
+
+def verify_webhook_signature(secret: str, body: bytes, header: str | None) -> bool:
+    """Return True when ``x-enode-signature`` matches the raw body.
+
+    Args:
+        secret: The secret given to Enode when the webhook was created.
+        body: The raw request body, exactly as received.
+        header: The ``x-enode-signature`` header, ``sha1=<hex HMAC-SHA1(secret, body)>``.
+
+    Returns:
+        True for a matching signature; False for a wrong, missing or malformed one.
+    """
+    if not secret or not header:
+        return False
+    scheme, separator, digest = header.strip().partition("=")
+    digest = digest.strip()
+    if not separator or scheme.strip().lower() != "sha1" or not _HEX40.fullmatch(digest):
+        return False
+    expected = hmac.new(secret.encode("utf-8"), body, hashlib.sha1).hexdigest()
+    return hmac.compare_digest(expected, digest.lower())
+
+
+def _reject_constant(name: str) -> object:
+    raise ValueError(f"non-standard JSON constant {name}")
+
+
+# --------------------------------------------------------------------------------------------------
+# The backend
+# --------------------------------------------------------------------------------------------------
+
+
+class _Target(Enum):
+    """What a request is about (decides what a 404 means)."""
+
+    LIST = "list"
+    BATTERY = "battery"
+    ACTION = "action"
+
+
+class _Reply(NamedTuple):
+    status: int
+    body: bytes
+    content_type: str
+    retry_after: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class _Tracked:
+    action: EnodeAction
+    raw: object
+
+
+class EnodeBackend:
+    """One Enode API client (client credentials), serving every battery linked to it."""
+
+    kind: ClassVar[BackendKind] = BackendKind.ENODE
+
+    def __init__(
+        self,
+        session: aiohttp.ClientSession,
+        client_id: str,
+        client_secret: str,
+        *,
+        environment: str = "production",
+        api_url: str | None = None,
+        token_url: str | None = None,
+        request_timeout: float = 15.0,
+    ) -> None:
+        """Store the settings; no I/O happens here.
+
+        Args:
+            session: The shared aiohttp session (never closed here).
+            client_id: The Enode API client id.
+            client_secret: Its secret.
+            environment: "production" or "sandbox" (selects the default URLs).
+            api_url: Overrides the environment's API base URL.
+            token_url: Overrides the environment's OAuth token URL.
+            request_timeout: Seconds per HTTP request.
+
+        Raises:
+            ValueError: The environment is not "production" or "sandbox".
+        """
+        if environment not in ENVIRONMENTS:
+            raise ValueError(f"unknown Enode environment {environment!r}")
+        default_api, default_token = ENVIRONMENTS[environment]
+        self._session = session
+        self._environment = environment
+        self._api_url = (api_url or default_api).rstrip("/")
+        self._token_url = (token_url or default_token).rstrip("/")
+        self._client_secret = client_secret
+        basic = base64.b64encode(f"{client_id}:{client_secret}".encode()).decode("ascii")
+        self._basic = f"Basic {basic}"
+        self._timeout = aiohttp.ClientTimeout(total=request_timeout)
+        self._request_timeout = request_timeout
+        self._token_lock = asyncio.Lock()
+        self._token: str | None = None
+        self._token_expires = 0.0
+        self._secrets: tuple[str, ...] = tuple(s for s in (client_secret, basic) if s)
+        self._tokens: deque[str] = deque(maxlen=_MAX_TOKENS_REMEMBERED)
+        self._actions: dict[str, _Tracked] = {}
+        self._batteries: dict[str, EnodeBattery] = {}
+
+    @property
+    def environment(self) -> str:
+        """Return the environment ("production" or "sandbox")."""
+        return self._environment
+
+    @property
+    def api_url(self) -> str:
+        """Return the API base URL (without a trailing slash)."""
+        return self._api_url
+
+    @property
+    def token_url(self) -> str:
+        """Return the OAuth token URL."""
+        return self._token_url
+
+    # ---- public API ------------------------------------------------------------------------------
+
+    async def async_validate(self) -> None:
+        """Fetch a token and list one battery.
+
+        Raises:
+            AuthError: The client credentials were rejected.
+            CannotConnectError: Enode could not be reached.
+            ProtocolError: The reply was not an Enode battery list.
+        """
+        self._drop_token(self._token)
+        await self._async_list_page({"pageSize": 1})
+
+    async def async_list_batteries(self) -> list[BatteryInfo]:
+        """Return every battery of the client (all pages of ``GET /batteries``).
+
+        Raises:
+            AuthError: The credentials or the token were rejected.
+            CannotConnectError: Enode could not be reached.
+            ProtocolError: A page was not what the API documents, or the cursors loop.
+        """
+        infos: list[BatteryInfo] = []
+        seen: set[str] = set()
+        params: dict[str, str | int] = {"pageSize": PAGE_SIZE}
+        for _ in range(MAX_PAGES):
+            batteries, after = await self._async_list_page(params)
+            for battery in batteries:
+                self._batteries[battery.info.battery_id] = battery
+                infos.append(battery.info)
+            if after is None:
+                return infos
+            if after in seen:
+                raise ProtocolError("Enode list batteries: the pagination cursor repeats")
+            seen.add(after)
+            params = {"pageSize": PAGE_SIZE, "after": after}
+        raise ProtocolError(f"Enode list batteries: more than {MAX_PAGES} pages")
+
+    async def async_get_snapshot(self, battery_id: str) -> BatterySnapshot:
+        """Poll one battery and, while it is PENDING, the Action last created for it.
+
+        Args:
+            battery_id: The Enode battery id.
+
+        Returns:
+            Info, state, control (current mode, pending target, command status), capabilities
+            and the raw replies (``battery``, ``action``).
+
+        Raises:
+            UnknownBatteryError: Enode does not know this battery.
+            AuthError: The credentials or the token were rejected.
+            CannotConnectError: Enode could not be reached.
+            ProtocolError: A reply was not what the API documents.
+        """
+        raw_battery = await self._async_get_battery_raw(battery_id)
+        battery = parse_battery(raw_battery)
+        self._batteries[battery_id] = battery
+        tracked = self._actions.get(battery_id)
+        if tracked is not None and tracked.action.state is CommandStatus.PENDING:
+            try:
+                await self.async_get_action(tracked.action.id)
+            except NotSupportedError:
+                _LOGGER.debug("Enode forgot action %s; no longer tracked", tracked.action.id)
+                self._actions.pop(battery_id, None)
+            tracked = self._actions.get(battery_id)
+        raw: dict[str, Any] = {"battery": raw_battery}
+        control = ControlStatus(current=battery.current)
+        if tracked is not None:
+            action = tracked.action
+            raw["action"] = tracked.raw
+            desired = None
+            if action.state is CommandStatus.PENDING:
+                desired = ControlInstruction(mode=action.target_mode, timestamp=action.created_at)
+            control = ControlStatus(
+                current=battery.current,
+                desired=desired,
+                command_status=action.state,
+                command_id=action.id,
+            )
+        return BatterySnapshot(
+            info=battery.info,
+            state=battery.state,
+            control=control,
+            capabilities=battery.capabilities,
+            raw=raw,
+        )
+
+    async def async_apply(self, battery_id: str, command: ControlCommand) -> None:
+        """Request an operation mode; Enode creates an Action, tracked by the next snapshots.
+
+        Args:
+            battery_id: The Enode battery id.
+            command: One of the four operation modes, without a setpoint.
+
+        Raises:
+            NotSupportedError: Not an operation mode, a setpoint, or a mode the battery cannot take.
+            UnknownBatteryError: Enode does not know this battery.
+            CommandRejectedError: Enode refused the request (its problem detail is the message).
+            AuthError: The credentials or the token were rejected.
+            CannotConnectError: Enode could not be reached.
+            ProtocolError: The reply was not an Action.
+        """
+        wire_mode = WIRE_MODES.get(command.mode)
+        if wire_mode is None:
+            raise NotSupportedError(f"Enode has no operation mode {command.mode.value!r}")
+        if command.setpoint_w is not None:
+            raise NotSupportedError("Enode operation modes take no power setpoint")
+        battery = self._batteries.get(battery_id)
+        if battery is None:
+            battery = parse_battery(await self._async_get_battery_raw(battery_id))
+            self._batteries[battery_id] = battery
+        if command.mode not in battery.capabilities.modes:
+            raise NotSupportedError(
+                f"Enode battery {battery_id} cannot be set to {command.mode.value!r} "
+                "(not capable, or the operation-mode scope is missing)"
+            )
+        _, payload = await self._async_api(
+            "POST",
+            f"/batteries/{self._quote(battery_id)}/operation-mode",
+            "set operation mode",
+            _Target.BATTERY,
+            json_body={"operationMode": wire_mode},
+        )
+        action = parse_action(payload)
+        self._actions[battery_id] = _Tracked(action, payload)
+
+    async def async_get_action(self, action_id: str) -> EnodeAction:
+        """Return an Action (``GET /batteries/actions/{id}``); updates a tracked one.
+
+        Raises:
+            NotSupportedError: Enode does not know this action.
+            AuthError: The credentials or the token were rejected.
+            CannotConnectError: Enode could not be reached.
+            ProtocolError: The reply was not an Action.
+        """
+        _, payload = await self._async_api(
+            "GET", f"/batteries/actions/{self._quote(action_id)}", "get action", _Target.ACTION
+        )
+        action = parse_action(payload)
+        self._update_tracked(action, payload)
+        return action
+
+    async def async_cancel_action(self, action_id: str) -> EnodeAction:
+        """Cancel a pending Action; an already resolved one (HTTP 409) is returned as it is.
+
+        Raises:
+            NotSupportedError: Enode does not know this action.
+            CommandRejectedError: Enode refused the cancellation otherwise.
+            AuthError: The credentials or the token were rejected.
+            CannotConnectError: Enode could not be reached.
+            ProtocolError: The reply was not an Action.
+        """
+        status, payload = await self._async_api(
+            "POST",
+            f"/batteries/actions/{self._quote(action_id)}/cancel",
+            "cancel action",
+            _Target.ACTION,
+            accept=(200, 409),
+        )
+        try:
+            action = parse_action(payload)
+        except ProtocolError:
+            if status == 409:
+                message = self._scrub(_problem_message(payload))
+                raise CommandRejectedError(
+                    f"Enode cancel action: HTTP 409{f': {message}' if message else ''}"
+                ) from None
+            raise
+        self._update_tracked(action, payload)
+        return action
+
+    async def async_refresh_hint(self, battery_id: str) -> None:
+        """Ask Enode to fetch fresh data from the vendor soon (use sparingly).
+
+        Raises:
+            UnknownBatteryError: Enode does not know this battery.
+            AuthError: The credentials or the token were rejected.
+            CannotConnectError: Enode could not be reached.
+        """
+        await self._async_api(
+            "POST",
+            f"/batteries/{self._quote(battery_id)}/refresh-hint",
+            "refresh hint",
+            _Target.BATTERY,
+            accept=(200, 202, 204),
+            empty_ok=True,
+        )
+
+    def tracked_action(self, battery_id: str) -> EnodeAction | None:
+        """Return the last Action this client created for a battery, as last seen."""
+        tracked = self._actions.get(battery_id)
+        return None if tracked is None else tracked.action
+
+    # ---- helpers ---------------------------------------------------------------------------------
+
+    @staticmethod
+    def _quote(identifier: str) -> str:
+        if not identifier:
+            raise UnknownBatteryError("Enode: empty identifier")
+        return quote(identifier, safe="")
+
+    def _update_tracked(self, action: EnodeAction, raw: object) -> None:
+        for battery_id, tracked in list(self._actions.items()):
+            if tracked.action.id == action.id:
+                self._actions[battery_id] = _Tracked(action, raw)
+
+    async def _async_get_battery_raw(self, battery_id: str) -> object:
+        _, payload = await self._async_api(
+            "GET", f"/batteries/{self._quote(battery_id)}", "get battery", _Target.BATTERY
+        )
+        return payload
+
+    async def _async_list_page(
+        self, params: Mapping[str, str | int]
+    ) -> tuple[list[EnodeBattery], str | None]:
+        _, payload = await self._async_api(
+            "GET", "/batteries", "list batteries", _Target.LIST, params=params
+        )
+        page = _object(payload, "battery list")
+        data = page.get("data")
+        if not isinstance(data, list):
+            raise ProtocolError(f"Enode battery list.data: expected a list, got {_type_name(data)}")
+        pagination = _optional_object(page, "pagination", "battery list")
+        after = _optional_str(pagination, "after", "battery list.pagination")
+        return [parse_battery(item) for item in data], after or None
+
+    def _scrub(self, text: str) -> str:
+        """Return a server text cut short, without secrets or tokens."""
+        for secret in (*self._secrets, *self._tokens):
+            text = text.replace(secret, "***")
+        return text[:_MAX_MESSAGE]
+
+    def _drop_token(self, token: str | None) -> None:
+        if token is not None and self._token == token:
+            self._token = None
+
+    # ---- transport -------------------------------------------------------------------------------
+
+    async def _async_send(
+        self,
+        method: str,
+        url: str,
+        what: str,
+        *,
+        headers: Mapping[str, str],
+        params: Mapping[str, str | int] | None = None,
+        json_body: object = None,
+        form: Mapping[str, str] | None = None,
+    ) -> _Reply:
+        """Send one request and return its status, body, content type and Retry-After."""
+        try:
+            async with self._session.request(
+                method,
+                url,
+                headers=dict(headers),
+                params=params,
+                json=json_body,
+                data=form,
+                timeout=self._timeout,
+                allow_redirects=False,
+            ) as response:
+                body = await response.read()
+                reply = _Reply(
+                    response.status,
+                    body,
+                    response.content_type,
+                    response.headers.get("Retry-After"),
+                )
+        except TimeoutError as err:
+            raise CannotConnectError(
+                f"Enode {what}: no reply within {self._request_timeout:g} s"
+            ) from err
+        except (aiohttp.ClientError, ValueError) as err:
+            raise CannotConnectError(
+                f"Enode {what}: connection failed ({type(err).__name__})"
+            ) from err
+        _LOGGER.debug("Enode %s -> HTTP %s, %d bytes", what, reply.status, len(reply.body))
+        return reply
+
+    def _decode(self, reply: _Reply, what: str) -> object:
+        """Return the JSON body of a reply; ProtocolError for HTML, empty or malformed bodies."""
+        stripped = reply.body.strip()
+        if not stripped:
+            raise ProtocolError(f"Enode {what}: empty reply (HTTP {reply.status})")
+        if "html" in reply.content_type or stripped.startswith(b"<"):
+            raise ProtocolError(f"Enode {what}: an HTML page instead of JSON (HTTP {reply.status})")
+        try:
+            return json.loads(stripped, parse_constant=_reject_constant)
+        except (ValueError, RecursionError) as err:
+            raise ProtocolError(f"Enode {what}: malformed JSON (HTTP {reply.status})") from err
+
+    def _error(self, reply: _Reply, what: str, target: _Target, method: str) -> BackendError:
+        """Return the error of a reply with an unexpected status."""
+        try:
+            payload = self._decode(reply, what)
+        except ProtocolError:
+            payload = None
+        message = self._scrub(_problem_message(payload))
+        status = reply.status
+        described = f"Enode {what}: HTTP {status}{f': {message}' if message else ''}"
+        if status in (401, 403):
+            return AuthError(described)
+        if status == 404:
+            if target is _Target.BATTERY:
+                return UnknownBatteryError(f"{described} (unknown battery)")
+            if target is _Target.ACTION:
+                return NotSupportedError(f"{described} (unknown action)")
+            return ProtocolError(f"{described} (is this the Enode API URL?)")
+        if status == 429:
+            return RateLimitedError(described, _retry_after(reply.retry_after))
+        if status == 408 or status >= 500:
+            return CannotConnectError(described)
+        if payload is None and reply.body.strip():
+            described += " (not a problem document)"
+        if method == "POST" and 400 <= status < 500:
+            return CommandRejectedError(described)
+        return ProtocolError(described)
+
+    async def _async_token(self) -> str:
+        """Return a cached access token, fetching a new one when it is (nearly) expired."""
+        async with self._token_lock:
+            if self._token is not None and _monotonic() < self._token_expires:
+                return self._token
+            self._token = None
+            requested = _monotonic()
+            reply = await self._async_send(
+                "POST",
+                self._token_url,
+                "token",
+                headers={"Authorization": self._basic, "Accept": "application/json"},
+                form={"grant_type": "client_credentials"},
+            )
+            if reply.status in (400, 401, 403):
+                message = ""
+                try:
+                    message = self._scrub(_problem_message(self._decode(reply, "token")))
+                except ProtocolError:
+                    message = ""
+                raise AuthError(
+                    f"Enode rejected the client credentials (HTTP {reply.status}"
+                    f"{f': {message}' if message else ''})"
+                )
+            if reply.status != 200:
+                raise self._error(reply, "token", _Target.LIST, "POST")
+            token, lifetime = self._parse_token(self._decode(reply, "token"))
+            self._tokens.append(token)
+            self._token = token
+            self._token_expires = requested + lifetime - min(TOKEN_MARGIN_S, lifetime * 0.1)
+            return token
+
+    @staticmethod
+    def _parse_token(payload: object) -> tuple[str, float]:
+        body = _object(payload, "token")
+        token = body.get("access_token")
+        if not isinstance(token, str) or not token.strip():
+            raise ProtocolError("Enode token: no access_token in the reply")
+        token_type = body.get("token_type")
+        if token_type is not None and (
+            not isinstance(token_type, str) or token_type.lower() != "bearer"
+        ):
+            raise ProtocolError("Enode token: token_type is not bearer")
+        lifetime = _optional_number(body, "expires_in", "token")
+        if lifetime is None:
+            lifetime = DEFAULT_TOKEN_LIFETIME_S
+        if lifetime <= 0:
+            raise ProtocolError("Enode token: expires_in is not positive")
+        return token, lifetime
+
+    async def _async_api(
+        self,
+        method: str,
+        path: str,
+        what: str,
+        target: _Target,
+        *,
+        params: Mapping[str, str | int] | None = None,
+        json_body: object = None,
+        accept: tuple[int, ...] = (200,),
+        empty_ok: bool = False,
+    ) -> tuple[int, object]:
+        """Send an API request with the bearer token (renewed once on a 401); return the JSON."""
+        url = f"{self._api_url}{path}"
+        token = await self._async_token()
+        reply = await self._async_send(
+            method,
+            url,
+            what,
+            headers=self._api_headers(token),
+            params=params,
+            json_body=json_body,
+        )
+        if reply.status == 401:
+            _LOGGER.debug("Enode %s: token refused, fetching a new one", what)
+            self._drop_token(token)
+            token = await self._async_token()
+            reply = await self._async_send(
+                method,
+                url,
+                what,
+                headers=self._api_headers(token),
+                params=params,
+                json_body=json_body,
+            )
+        if reply.status not in accept:
+            raise self._error(reply, what, target, method)
+        if empty_ok and not reply.body.strip():
+            return reply.status, None
+        return reply.status, self._decode(reply, what)
+
+    @staticmethod
+    def _api_headers(token: str) -> dict[str, str]:
+        return {"Authorization": f"Bearer {token}", "Accept": "application/json"}
