@@ -66,28 +66,31 @@ async def test_manifest_is_valid(hass: HomeAssistant) -> None:
 
 COMPONENT = Path(__file__).parents[2] / "custom_components" / DOMAIN
 EXCEPTION_KEY = re.compile(r'translation_key="([a-z_]+)"')
-QUALITY_SCALE_RULES = {
-    # Bronze
-    "action-setup", "appropriate-polling", "brands", "common-modules",
-    "config-flow-test-coverage", "config-flow", "dependency-transparency", "docs-actions",
-    "docs-conditions", "docs-high-level-description", "docs-installation-instructions",
-    "docs-removal-instructions", "docs-triggers", "entity-event-setup", "entity-unique-id",
-    "has-entity-name", "runtime-data", "test-before-configure", "test-before-setup",
-    "unique-config-entry",
-    # Silver
-    "action-exceptions", "config-entry-unloading", "docs-configuration-parameters",
-    "docs-installation-parameters", "entity-unavailable", "integration-owner",
-    "log-when-unavailable", "parallel-updates", "reauthentication-flow", "test-coverage",
-    # Gold
-    "devices", "diagnostics", "discovery", "discovery-update-info", "docs-data-update",
-    "docs-examples", "docs-known-limitations", "docs-supported-devices",
-    "docs-supported-functions", "docs-troubleshooting", "docs-use-cases", "dynamic-devices",
-    "entity-category", "entity-device-class", "entity-disabled-by-default",
-    "entity-translations", "exception-translations", "icon-translations",
-    "reconfiguration-flow", "repair-issues", "stale-devices",
-    # Platinum
-    "async-dependency", "inject-websession", "strict-typing",
+QUALITY_SCALE_TIERS = {
+    "bronze": {
+        "action-setup", "appropriate-polling", "brands", "common-modules",
+        "config-flow-test-coverage", "config-flow", "dependency-transparency", "docs-actions",
+        "docs-conditions", "docs-high-level-description", "docs-installation-instructions",
+        "docs-removal-instructions", "docs-triggers", "entity-event-setup", "entity-unique-id",
+        "has-entity-name", "runtime-data", "test-before-configure", "test-before-setup",
+        "unique-config-entry",
+    },
+    "silver": {
+        "action-exceptions", "config-entry-unloading", "docs-configuration-parameters",
+        "docs-installation-parameters", "entity-unavailable", "integration-owner",
+        "log-when-unavailable", "parallel-updates", "reauthentication-flow", "test-coverage",
+    },
+    "gold": {
+        "devices", "diagnostics", "discovery", "discovery-update-info", "docs-data-update",
+        "docs-examples", "docs-known-limitations", "docs-supported-devices",
+        "docs-supported-functions", "docs-troubleshooting", "docs-use-cases", "dynamic-devices",
+        "entity-category", "entity-device-class", "entity-disabled-by-default",
+        "entity-translations", "exception-translations", "icon-translations",
+        "reconfiguration-flow", "repair-issues", "stale-devices",
+    },
+    "platinum": {"async-dependency", "inject-websession", "strict-typing"},
 }  # fmt: skip
+QUALITY_SCALE_RULES = set().union(*QUALITY_SCALE_TIERS.values())
 
 
 @pytest.mark.parametrize("backend_kind", list(BackendKind))
@@ -327,6 +330,18 @@ def test_quality_scale() -> None:
     for rule, value in rules.items():
         assert value["status"] in ("done", "todo", "exempt"), rule
         assert value["comment"], rule
+
+
+def test_manifest_claims_the_tier_the_rules_earn() -> None:
+    """manifest.json's quality_scale is the highest tier with no rule left to do, up to it."""
+    rules = yaml.safe_load((COMPONENT / "quality_scale.yaml").read_text(encoding="utf-8"))["rules"]
+    earned = None
+    for tier, tier_rules in QUALITY_SCALE_TIERS.items():  # bronze first
+        if any(rules[rule]["status"] == "todo" for rule in tier_rules):
+            break
+        earned = tier
+    manifest = json.loads((COMPONENT / "manifest.json").read_text(encoding="utf-8"))
+    assert manifest.get("quality_scale") == earned
 
 
 @pytest.mark.parametrize("module", ["binary_sensor.py", "number.py", "select.py", "sensor.py"])
