@@ -911,6 +911,11 @@ class EnodeBackend:
             raise self._error(reply, what, target, method)
         if empty_ok and not reply.body.strip():
             return reply.status, None
+        if reply.status != 200:  # e.g. the Action of a 409: the caller checks what it got
+            try:
+                return reply.status, self._decode(reply, what)
+            except ProtocolError:
+                return reply.status, None
         return reply.status, self._decode(reply, what)
 
     @staticmethod
