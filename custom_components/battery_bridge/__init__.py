@@ -20,6 +20,7 @@ from .coordinator import (
     BatteryBridgeData,
     BatteryCoordinator,
     BatteryRuntime,
+    async_delete_battery_gone_issues,
 )
 
 CONFIG_SCHEMA = cv.config_entry_only_config_schema(DOMAIN)
@@ -66,6 +67,10 @@ async def async_setup_entry(hass: HomeAssistant, entry: BatteryBridgeConfigEntry
         for subentry in entry.subentries.values()
         if subentry.subentry_type == SUBENTRY_BATTERY
     ]
+    # A removed battery's repair issue goes; the others stay until their first poll decides.
+    async_delete_battery_gone_issues(
+        hass, entry, keep={coordinator.subentry.subentry_id for coordinator in coordinators}
+    )
     await asyncio.gather(
         *(coordinator.async_config_entry_first_refresh() for coordinator in coordinators)
     )
@@ -100,9 +105,20 @@ async def async_setup_entry(hass: HomeAssistant, entry: BatteryBridgeConfigEntry
 
 
 async def async_unload_entry(hass: HomeAssistant, entry: BatteryBridgeConfigEntry) -> bool:
-    """Unload an entry: stop writing to its batteries, then unload its platforms."""
+    """Unload an entry: stop writing to its batteries, then unload its platforms.
+
+    A reload keeps the repair issues (the next poll decides); disabling the entry deletes them,
+    as nothing checks the batteries any more.
+    """
     _async_stop_controllers(entry)
+    if entry.disabled_by is not None:
+        async_delete_battery_gone_issues(hass, entry)
     return await hass.config_entries.async_unload_platforms(entry, PLATFORMS)
+
+
+async def async_remove_entry(hass: HomeAssistant, entry: BatteryBridgeConfigEntry) -> None:
+    """Delete the repair issues of an entry that is being deleted."""
+    async_delete_battery_gone_issues(hass, entry)
 
 
 @callback

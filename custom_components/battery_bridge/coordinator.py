@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+from collections.abc import Container
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
 
 from homeassistant.config_entries import ConfigEntry, ConfigSubentry
-from homeassistant.core import HomeAssistant
+from homeassistant.core import HomeAssistant, callback
 from homeassistant.exceptions import ConfigEntryAuthFailed
+from homeassistant.helpers import issue_registry as ir
 from homeassistant.helpers.update_coordinator import DataUpdateCoordinator, UpdateFailed
 from homeassistant.util import dt as dt_util
 
@@ -54,6 +56,36 @@ class BatteryBridgeData:
 
 type BatteryBridgeConfigEntry = ConfigEntry[BatteryBridgeData]
 
+ISSUE_BATTERY_GONE = "battery_gone"
+"""Translation key of the repair issue "the backend no longer knows this battery"."""
+ISSUE_DATA_ENTRY_ID = "entry_id"
+ISSUE_DATA_SUBENTRY_ID = "subentry_id"
+
+
+def battery_gone_issue_id(subentry_id: str) -> str:
+    """Return the id of the repair issue of the battery that the subentry describes."""
+    return f"{ISSUE_BATTERY_GONE}_{subentry_id}"
+
+
+@callback
+def async_delete_battery_gone_issues(
+    hass: HomeAssistant, entry: ConfigEntry, *, keep: Container[str] = ()
+) -> None:
+    """Delete the battery-gone issues of ``entry``, except those of the subentry ids in ``keep``.
+
+    The issue registry is searched (not ``entry.subentries``), so the issue of a subentry that
+    was removed meanwhile is found too.
+    """
+    registry = ir.async_get(hass)
+    for (domain, issue_id), issue in list(registry.issues.items()):
+        data = issue.data or {}
+        if (
+            domain == DOMAIN
+            and data.get(ISSUE_DATA_ENTRY_ID) == entry.entry_id
+            and data.get(ISSUE_DATA_SUBENTRY_ID) not in keep
+        ):
+            ir.async_delete_issue(hass, DOMAIN, issue_id)
+
 
 def scan_interval(entry: ConfigEntry, kind: BackendKind) -> timedelta:
     """Return the poll interval: the option if set, else the backend's default; never below its minimum."""
@@ -68,6 +100,9 @@ class BatteryCoordinator(DataUpdateCoordinator[BatterySnapshot]):
     ``AuthError`` becomes ``ConfigEntryAuthFailed`` (Home Assistant starts the re-authentication
     flow), every other ``BackendError`` an ``UpdateFailed`` with a translation key: the battery's
     entities go unavailable and Home Assistant logs once when that happens and once when it recovers.
+    ``UnknownBatteryError`` (the backend no longer has this battery) also raises a fixable repair
+    issue, which the next successful poll deletes; at set-up the first poll takes the same path, so
+    a battery that is gone when Home Assistant starts gets the issue as well.
     """
 
     config_entry: BatteryBridgeConfigEntry
@@ -87,6 +122,7 @@ class BatteryCoordinator(DataUpdateCoordinator[BatterySnapshot]):
         self.battery_id: str = subentry.data[CONF_BATTERY_ID]
         self.fetch_started_at: datetime | None = None
         """When the poll that produced ``data`` started (a write after it may not show in it)."""
+        self._issue_may_exist = True  # an earlier set-up of the entry may have left one
         super().__init__(
             hass,
             LOGGER,
@@ -109,6 +145,7 @@ class BatteryCoordinator(DataUpdateCoordinator[BatterySnapshot]):
                 translation_placeholders={"error": str(err)},
             ) from err
         except UnknownBatteryError as err:
+            self._async_create_battery_gone_issue()
             raise UpdateFailed(
                 translation_domain=DOMAIN,
                 translation_key="unknown_battery",
@@ -128,4 +165,31 @@ class BatteryCoordinator(DataUpdateCoordinator[BatterySnapshot]):
                 translation_placeholders={**placeholders, "error": str(err)},
             ) from err
         self.fetch_started_at = started
+        if self._issue_may_exist:
+            ir.async_delete_issue(
+                self.hass, DOMAIN, battery_gone_issue_id(self.subentry.subentry_id)
+            )
+            self._issue_may_exist = False
         return snapshot
+
+    @callback
+    def _async_create_battery_gone_issue(self) -> None:
+        """Raise the repair issue that offers to remove this battery's subentry."""
+        subentry_id = self.subentry.subentry_id
+        ir.async_create_issue(
+            self.hass,
+            DOMAIN,
+            battery_gone_issue_id(subentry_id),
+            is_fixable=True,
+            severity=ir.IssueSeverity.ERROR,
+            translation_key=ISSUE_BATTERY_GONE,
+            translation_placeholders={
+                "battery": self.subentry.title or self.battery_id,
+                "entry": self.config_entry.title,
+            },
+            data={
+                ISSUE_DATA_ENTRY_ID: self.config_entry.entry_id,
+                ISSUE_DATA_SUBENTRY_ID: subentry_id,
+            },
+        )
+        self._issue_may_exist = True
