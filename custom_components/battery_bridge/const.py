@@ -42,5 +42,11 @@ MIN_SCAN_INTERVAL: Final = {
     BackendKind.FLEXCONNECT: timedelta(seconds=5),
     BackendKind.ENODE: timedelta(seconds=60),
 }
+# While a command is pending (FlexConnect: current != desired; Enode: the Action is PENDING) the
+# battery is polled this often, so its outcome shows soon; FEMS applies writes at once.
+PENDING_SCAN_INTERVAL: Final = {
+    BackendKind.FLEXCONNECT: timedelta(seconds=5),
+    BackendKind.ENODE: timedelta(seconds=15),
+}
 DEFAULT_FEMS_API_TIMEOUT: Final = 60.0  # seconds, when the FEMS does not expose its own
 ENODE_ENVIRONMENTS: Final = ("production", "sandbox")

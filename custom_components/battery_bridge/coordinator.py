@@ -30,6 +30,7 @@ from .const import (
     DOMAIN,
     LOGGER,
     MIN_SCAN_INTERVAL,
+    PENDING_SCAN_INTERVAL,
 )
 
 if TYPE_CHECKING:
@@ -165,12 +166,20 @@ class BatteryCoordinator(DataUpdateCoordinator[BatterySnapshot]):
                 translation_placeholders={**placeholders, "error": str(err)},
             ) from err
         self.fetch_started_at = started
+        self.update_interval = self._interval(snapshot)
         if self._issue_may_exist:
             ir.async_delete_issue(
                 self.hass, DOMAIN, battery_gone_issue_id(self.subentry.subentry_id)
             )
             self._issue_may_exist = False
         return snapshot
+
+    def _interval(self, snapshot: BatterySnapshot) -> timedelta:
+        """Return the poll interval after ``snapshot``: shorter while a command is pending."""
+        interval = scan_interval(self.config_entry, self.kind)
+        if snapshot.control.pending and (pending := PENDING_SCAN_INTERVAL.get(self.kind)):
+            return min(interval, pending)
+        return interval
 
     @callback
     def _async_create_battery_gone_issue(self) -> None:

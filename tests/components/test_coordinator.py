@@ -18,11 +18,12 @@ from custom_components.battery_bridge.api import (
     BackendError,
     BackendKind,
     CannotConnectError,
+    CommandStatus,
     ProtocolError,
     RateLimitedError,
     UnknownBatteryError,
 )
-from custom_components.battery_bridge.const import CONF_SCAN_INTERVAL
+from custom_components.battery_bridge.const import CONF_SCAN_INTERVAL, PENDING_SCAN_INTERVAL
 
 from .conftest import FEMS_ID, FakeBackend
 
@@ -165,9 +166,18 @@ async def test_scan_interval(
     freezer: FrozenDateTimeFactory,
     expected: int,
 ) -> None:
-    """The poll interval is the option or the backend's default, never below its minimum."""
+    """The poll interval is the option or the backend's default, never below its minimum.
+
+    (A battery with a pending command is polled faster: see the next test.)
+    """
     for battery in init_integration.runtime_data.batteries.values():
-        assert battery.coordinator.update_interval == timedelta(seconds=expected)
+        coordinator = battery.coordinator
+        faster = (
+            PENDING_SCAN_INTERVAL[coordinator.kind] if coordinator.data.control.pending else None
+        )
+        assert coordinator.update_interval == min(
+            timedelta(seconds=expected), faster or timedelta.max
+        )
     calls = mock_backend.snapshot_calls
     await _tick(hass, freezer, expected)
     assert mock_backend.snapshot_calls == calls + len(mock_backend.snapshots)
@@ -205,3 +215,49 @@ async def test_setup_not_ready(
     }
     assert mock_backend.applied == []
     await hass.config_entries.async_unload(mock_config_entry.entry_id)
+
+
+@pytest.mark.parametrize(
+    ("backend_kind", "intervals"),
+    [(BackendKind.ENODE, (60, 15)), (BackendKind.FLEXCONNECT, (15, 5))],
+)
+async def test_faster_polls_while_a_command_is_pending(
+    hass: HomeAssistant,
+    mock_backend: FakeBackend,
+    init_integration: MockConfigEntry,
+    freezer: FrozenDateTimeFactory,
+    intervals: tuple[int, int],
+) -> None:
+    """A pending command (Enode Action, FlexConnect desired != current) is polled more often."""
+    normal, pending = intervals
+    battery_id = next(iter(mock_backend.snapshots))
+    coordinator = next(
+        battery.coordinator
+        for battery in init_integration.runtime_data.batteries.values()
+        if battery.coordinator.battery_id == battery_id
+    )
+    mock_backend.set_control(battery_id, command_status=None)
+    await coordinator.async_refresh()
+    assert coordinator.update_interval == timedelta(seconds=normal)
+
+    mock_backend.set_control(battery_id, command_status=CommandStatus.PENDING)
+    await coordinator.async_refresh()
+    assert coordinator.update_interval == timedelta(seconds=pending)
+    calls = mock_backend.snapshot_calls
+    await _tick(hass, freezer, pending)
+    assert mock_backend.snapshot_calls > calls  # polled after the short interval
+
+    mock_backend.set_control(battery_id, command_status=CommandStatus.CONFIRMED)
+    await _tick(hass, freezer, pending)
+    assert coordinator.update_interval == timedelta(seconds=normal)
+
+
+@pytest.mark.parametrize("backend_kind", [BackendKind.FEMS])
+async def test_fems_interval_ignores_pending(
+    hass: HomeAssistant, mock_backend: FakeBackend, init_integration: MockConfigEntry
+) -> None:
+    """A FEMS applies writes at once: no shorter interval, whatever the status says."""
+    mock_backend.set_control(FEMS_ID, command_status=CommandStatus.PENDING)
+    coordinator = next(iter(init_integration.runtime_data.batteries.values())).coordinator
+    await coordinator.async_refresh()
+    assert coordinator.update_interval == timedelta(seconds=10)
