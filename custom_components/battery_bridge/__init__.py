@@ -13,7 +13,7 @@ from homeassistant.helpers.typing import ConfigType
 
 from .api import BackendKind
 from .backends import create_backend
-from .const import CONF_BACKEND, DOMAIN, SUBENTRY_BATTERY
+from .const import CONF_BACKEND, CONF_DECLINED_BATTERIES, DOMAIN, SUBENTRY_BATTERY
 from .control import BatteryController
 from .coordinator import (
     BatteryBridgeConfigEntry,
@@ -22,6 +22,7 @@ from .coordinator import (
     BatteryRuntime,
     async_delete_battery_gone_issues,
 )
+from .new_batteries import async_remember_declined, async_watch_account, configured_battery_ids
 
 CONFIG_SCHEMA = cv.config_entry_only_config_schema(DOMAIN)
 
@@ -39,14 +40,18 @@ async def async_setup(hass: HomeAssistant, config: ConfigType) -> bool:
 
 
 def _fingerprint(entry: BatteryBridgeConfigEntry) -> tuple[Any, ...]:
-    """Return what the runtime is built from: a change to it needs a reload."""
+    """Return what the runtime is built from: a change to it needs a reload.
+
+    The declined batteries are bookkeeping of the config flow and the account watch, not runtime.
+    """
     subentries = tuple(
         sorted(
             (subentry_id, subentry.subentry_type, subentry.title, _freeze(subentry.data))
             for subentry_id, subentry in entry.subentries.items()
         )
     )
-    return (_freeze(entry.data), _freeze(entry.options), subentries)
+    data = {key: value for key, value in entry.data.items() if key != CONF_DECLINED_BATTERIES}
+    return (_freeze(data), _freeze(entry.options), subentries)
 
 
 def _freeze(data: Mapping[str, Any]) -> tuple[tuple[str, str], ...]:
@@ -92,13 +97,16 @@ async def async_setup_entry(hass: HomeAssistant, entry: BatteryBridgeConfigEntry
     entry.async_on_unload(hass.bus.async_listen(EVENT_HOMEASSISTANT_STOP, _async_stop_writing))
 
     fingerprint = _fingerprint(entry)
+    set_up_with = configured_battery_ids(entry)
 
     async def _async_entry_updated(hass: HomeAssistant, entry: BatteryBridgeConfigEntry) -> None:
         """Reload when batteries, options or connection data changed (not for a title change)."""
+        async_remember_declined(hass, entry, kind, set_up_with)
         if _fingerprint(entry) != fingerprint:
             hass.config_entries.async_schedule_reload(entry.entry_id)
 
     entry.async_on_unload(entry.add_update_listener(_async_entry_updated))
+    async_watch_account(hass, entry, backend, kind)
 
     await hass.config_entries.async_forward_entry_setups(entry, PLATFORMS)
     return True

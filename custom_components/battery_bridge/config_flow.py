@@ -78,6 +78,7 @@ from .const import (
     CONF_CAN_WRITE,
     CONF_CLIENT_ID,
     CONF_CLIENT_SECRET,
+    CONF_DECLINED_BATTERIES,
     CONF_ENVIRONMENT,
     CONF_ESS_ID,
     CONF_KEEPALIVE_INTERVAL,
@@ -508,6 +509,11 @@ class BatteryBridgeConfigFlow(ConfigFlow, domain=DOMAIN):
         if user_input is not None:
             chosen = set(user_input[CONF_BATTERY_IDS])
             if batteries := [b for b in self._batteries if b.battery_id in chosen]:
+                # Left out on purpose: the account watch must not add them by itself.
+                if declined := sorted(
+                    b.battery_id for b in self._batteries if b.battery_id not in chosen
+                ):
+                    self._data = {**self._data, CONF_DECLINED_BATTERIES: declined}
                 self._batteries = batteries
                 return self._async_create()
             errors[CONF_BATTERY_IDS] = "no_battery_selected"

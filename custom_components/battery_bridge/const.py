@@ -25,6 +25,8 @@ CONF_TOKEN_URL: Final = "token_url"  # noqa: S105 - a key name; Enode, advanced
 # Config subentries: one per battery, data {CONF_BATTERY_ID: "<backend battery id>"}
 SUBENTRY_BATTERY: Final = "battery"
 CONF_BATTERY_ID: Final = "battery_id"
+# Entry data (Enode): battery ids the user did not choose or removed; never added by themselves.
+CONF_DECLINED_BATTERIES: Final = "declined_batteries"
 
 # Options
 CONF_SCAN_INTERVAL: Final = "scan_interval"  # seconds

@@ -65,6 +65,7 @@ from custom_components.battery_bridge.const import (
     CONF_CAN_WRITE,
     CONF_CLIENT_ID,
     CONF_CLIENT_SECRET,
+    CONF_DECLINED_BATTERIES,
     CONF_ENVIRONMENT,
     CONF_ESS_ID,
     CONF_KEEPALIVE_INTERVAL,
@@ -643,12 +644,15 @@ async def test_enode_creates_entry_with_chosen_batteries(
         CONF_CLIENT_ID: "client",
         CONF_CLIENT_SECRET: "secret",
         CONF_ENVIRONMENT: "sandbox",
+        CONF_DECLINED_BATTERIES: ["enode-1"],  # left out: not to be added by itself later
     }
     assert result["result"].unique_id == "sandbox:client"
     assert _subentries(result["result"]) == {
         "enode-2": ("Basement", "enode-2", {CONF_BATTERY_ID: "enode-2"})
     }
-    create_backend.assert_called_once_with(hass, result["data"])
+    create_backend.assert_called_once_with(
+        hass, {k: v for k, v in result["data"].items() if k != CONF_DECLINED_BATTERIES}
+    )
 
 
 async def test_enode_custom_urls(hass: HomeAssistant) -> None:

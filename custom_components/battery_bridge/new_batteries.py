@@ -1,0 +1,95 @@
+"""Add batteries that appear on a backend account after set-up (dynamic devices).
+
+Only an Enode account can list its batteries and gain new ones (a FlexConnect client cannot list
+them, a FEMS entry is one ESS). Every ``CHECK_INTERVAL`` and once at set-up, the account's
+batteries are listed (the first time ``FIRST_CHECK_DELAY`` after set-up, when the entry is loaded
+and Home Assistant has started); each battery that is neither configured nor declined becomes a battery
+subentry, so its device and entities appear after the entry reloads.
+
+"Declined" batteries (entry data ``declined_batteries``) are those the user left out in the config
+flow or removed later; they are never added by themselves, only with *Add battery*, which takes
+them off the list again.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from datetime import datetime, timedelta
+from types import MappingProxyType
+from typing import Final
+
+from homeassistant.config_entries import ConfigEntry, ConfigSubentry
+from homeassistant.core import HomeAssistant, callback
+from homeassistant.helpers.event import async_call_later, async_track_time_interval
+
+from .api import Backend, BackendError, BackendKind
+from .const import CONF_BATTERY_ID, CONF_DECLINED_BATTERIES, DOMAIN, LOGGER, SUBENTRY_BATTERY
+
+LISTS_BATTERIES: Final = frozenset({BackendKind.ENODE})
+CHECK_INTERVAL: Final = timedelta(minutes=30)
+FIRST_CHECK_DELAY: Final = timedelta(seconds=30)
+
+
+def configured_battery_ids(entry: ConfigEntry) -> set[str]:
+    """Return the ids of the batteries the entry has subentries for."""
+    return {
+        subentry.data[CONF_BATTERY_ID]
+        for subentry in entry.subentries.values()
+        if subentry.subentry_type == SUBENTRY_BATTERY
+    }
+
+
+def declined_battery_ids(entry: ConfigEntry) -> set[str]:
+    """Return the ids of the batteries that are not to be added by themselves."""
+    return set(entry.data.get(CONF_DECLINED_BATTERIES, ()))
+
+
+@callback
+def async_watch_account(
+    hass: HomeAssistant, entry: ConfigEntry, backend: Backend, kind: BackendKind
+) -> None:
+    """Look for new batteries soon and every ``CHECK_INTERVAL`` while the entry is loaded."""
+    if kind not in LISTS_BATTERIES:
+        return
+
+    async def _async_check(_now: datetime | None = None) -> None:
+        try:
+            batteries = await backend.async_list_batteries()
+        except BackendError as err:
+            # The coordinators report outages; a missed check is caught up at the next one.
+            LOGGER.debug("Could not list the batteries of %s: %s", entry.title, err)
+            return
+        known = configured_battery_ids(entry) | declined_battery_ids(entry)
+        for info in batteries:
+            if info.battery_id in known:
+                continue
+            known.add(info.battery_id)
+            LOGGER.info("New battery %s on %s: adding it", info.name, entry.title)
+            hass.config_entries.async_add_subentry(
+                entry,
+                ConfigSubentry(
+                    data=MappingProxyType({CONF_BATTERY_ID: info.battery_id}),
+                    subentry_type=SUBENTRY_BATTERY,
+                    title=info.name,
+                    unique_id=info.battery_id,
+                ),
+            )
+
+    name = f"{DOMAIN} new batteries {entry.title}"
+    entry.async_on_unload(async_call_later(hass, FIRST_CHECK_DELAY, _async_check))
+    entry.async_on_unload(async_track_time_interval(hass, _async_check, CHECK_INTERVAL, name=name))
+
+
+@callback
+def async_remember_declined(
+    hass: HomeAssistant, entry: ConfigEntry, kind: BackendKind, set_up_with: Iterable[str]
+) -> None:
+    """Keep ``declined_batteries`` in step with batteries removed or added since set-up."""
+    if kind not in LISTS_BATTERIES:
+        return
+    before, now = set(set_up_with), configured_battery_ids(entry)
+    declined = (declined_battery_ids(entry) | (before - now)) - now
+    if declined != declined_battery_ids(entry):
+        hass.config_entries.async_update_entry(
+            entry, data={**entry.data, CONF_DECLINED_BATTERIES: sorted(declined)}
+        )
