@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Awaitable, Callable
 
+import aiohttp
 from aiohttp import web
 from aiohttp.test_utils import TestServer
 import pytest
@@ -30,3 +31,23 @@ async def start_app() -> AsyncIterator[StartApp]:
     yield _start
     for server in servers:
         await server.close()
+
+
+class ManualClock:
+    """A monotonic clock (for a simulator or a client) that moves only when a test says so."""
+
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+    def advance(self, seconds: float) -> None:
+        self.now += seconds
+
+
+@pytest.fixture
+async def session() -> AsyncIterator[aiohttp.ClientSession]:
+    """A plain aiohttp session for the client tests (Home Assistant's is not needed there)."""
+    async with aiohttp.ClientSession() as client_session:
+        yield client_session

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import base64
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import Awaitable, Callable
 import copy
 from datetime import UTC, datetime
 import hashlib
@@ -47,8 +47,7 @@ from custom_components.battery_bridge.api.enode import (
 from simulator import __main__ as simulator_main, enode as enode_sim
 from simulator.enode import ENPHASE_ID, POWERWALL_ID, SIM, Canned, EnodeSimulator, make_battery
 from simulator.faults import FAULTS, Fault
-
-StartApp = Callable[[web.Application], Awaitable[TestServer]]
+from tests.conftest import ManualClock, StartApp
 
 pytestmark = pytest.mark.usefixtures("socket_enabled")  # loopback HTTP to the simulator
 
@@ -63,38 +62,19 @@ ALL_MODES = (
 )
 
 
-class FakeClock:
-    """A monotonic clock the test moves by hand."""
-
-    def __init__(self) -> None:
-        self.now = 1000.0
-
-    def __call__(self) -> float:
-        return self.now
-
-    def advance(self, seconds: float) -> None:
-        self.now += seconds
-
-
 @pytest.fixture
-def clock(monkeypatch: pytest.MonkeyPatch) -> FakeClock:
+def clock(monkeypatch: pytest.MonkeyPatch) -> ManualClock:
     """One fake clock for the simulator and the client's token cache."""
-    fake = FakeClock()
+    fake = ManualClock()
     monkeypatch.setattr(enode_api, "_monotonic", fake)
     return fake
-
-
-@pytest.fixture
-async def session() -> AsyncIterator[aiohttp.ClientSession]:
-    async with aiohttp.ClientSession() as client_session:
-        yield client_session
 
 
 Serve = Callable[..., Awaitable[tuple[EnodeSimulator, TestServer]]]
 
 
 @pytest.fixture
-def serve(start_app: StartApp, clock: FakeClock) -> Serve:
+def serve(start_app: StartApp, clock: ManualClock) -> Serve:
     """Start an Enode simulator (options as for create_app) on the fake clock."""
 
     async def _serve(**options: Any) -> tuple[EnodeSimulator, TestServer]:
@@ -238,7 +218,7 @@ async def test_validate_fetches_a_fresh_token(serve: Serve, session: aiohttp.Cli
 
 
 async def test_token_refetched_shortly_before_it_expires(
-    serve: Serve, session: aiohttp.ClientSession, clock: FakeClock
+    serve: Serve, session: aiohttp.ClientSession, clock: ManualClock
 ) -> None:
     sim, server = await serve(token_ttl=100.0)
     backend = make_backend(session, server)
@@ -253,7 +233,7 @@ async def test_token_refetched_shortly_before_it_expires(
 
 
 async def test_long_token_refetched_a_minute_early(
-    serve: Serve, session: aiohttp.ClientSession, clock: FakeClock
+    serve: Serve, session: aiohttp.ClientSession, clock: ManualClock
 ) -> None:
     sim, server = await serve(token_ttl=3599.0)
     backend = make_backend(session, server)
@@ -364,7 +344,7 @@ async def test_token_endpoint_errors(
 
 
 async def test_token_without_expires_in_uses_an_hour(
-    serve: Serve, session: aiohttp.ClientSession, clock: FakeClock
+    serve: Serve, session: aiohttp.ClientSession, clock: ManualClock
 ) -> None:
     sim, server = await serve()
     token = await sim_token(session, server)
@@ -635,7 +615,7 @@ async def test_battery_ids_are_quoted_in_paths(
 
 
 async def test_apply_pending_then_confirmed(
-    serve: Serve, session: aiohttp.ClientSession, clock: FakeClock
+    serve: Serve, session: aiohttp.ClientSession, clock: ManualClock
 ) -> None:
     sim, server = await serve(action_delay=5.0)
     backend = make_backend(session, server)
@@ -677,7 +657,9 @@ async def test_apply_pending_then_confirmed(
     assert requests_to(server, "GET", f"/batteries/actions/{action.id}") == polls
 
 
-async def test_apply_failed(serve: Serve, session: aiohttp.ClientSession, clock: FakeClock) -> None:
+async def test_apply_failed(
+    serve: Serve, session: aiohttp.ClientSession, clock: ManualClock
+) -> None:
     sim, server = await serve()
     backend = make_backend(session, server)
     sim.fail_next_action = True
@@ -696,7 +678,7 @@ async def test_apply_failed(serve: Serve, session: aiohttp.ClientSession, clock:
 
 
 async def test_superseded_action_shows_cancelled(
-    serve: Serve, session: aiohttp.ClientSession, clock: FakeClock
+    serve: Serve, session: aiohttp.ClientSession, clock: ManualClock
 ) -> None:
     _, server = await serve()
     ours = make_backend(session, server)
@@ -730,7 +712,7 @@ async def test_new_command_replaces_the_tracked_action(
     assert snapshot.control.desired.mode is ControlMode.TIME_OF_USE
 
 
-async def test_cancel(serve: Serve, session: aiohttp.ClientSession, clock: FakeClock) -> None:
+async def test_cancel(serve: Serve, session: aiohttp.ClientSession, clock: ManualClock) -> None:
     _, server = await serve()
     backend = make_backend(session, server)
     await backend.async_apply(ENPHASE_ID, ControlCommand(ControlMode.EXPORT_FOCUS))
@@ -751,7 +733,7 @@ async def test_cancel(serve: Serve, session: aiohttp.ClientSession, clock: FakeC
 
 
 async def test_cancel_of_a_confirmed_action_returns_it(
-    serve: Serve, session: aiohttp.ClientSession, clock: FakeClock
+    serve: Serve, session: aiohttp.ClientSession, clock: ManualClock
 ) -> None:
     _, server = await serve()
     backend = make_backend(session, server)
@@ -1303,7 +1285,7 @@ async def test_simulator_token_endpoint(serve: Serve, session: aiohttp.ClientSes
 
 
 async def test_simulator_tokens_expire(
-    serve: Serve, session: aiohttp.ClientSession, clock: FakeClock
+    serve: Serve, session: aiohttp.ClientSession, clock: ManualClock
 ) -> None:
     _, server = await serve(token_ttl=10.0)
     token = await sim_token(session, server)
@@ -1350,7 +1332,7 @@ async def test_simulator_canned_replies(serve: Serve, session: aiohttp.ClientSes
 
 
 async def test_simulator_physics(
-    serve: Serve, session: aiohttp.ClientSession, clock: FakeClock
+    serve: Serve, session: aiohttp.ClientSession, clock: ManualClock
 ) -> None:
     sim, server = await serve(action_delay=0.0)
     backend = make_backend(session, server)
@@ -1393,7 +1375,7 @@ async def test_simulator_physics(
 
 
 async def test_simulator_action_for_a_deleted_battery(
-    serve: Serve, session: aiohttp.ClientSession, clock: FakeClock
+    serve: Serve, session: aiohttp.ClientSession, clock: ManualClock
 ) -> None:
     sim, server = await serve()
     backend = make_backend(session, server)
@@ -1433,7 +1415,7 @@ def test_simulator_cli(monkeypatch: pytest.MonkeyPatch) -> None:
     assert enode_sim.app_from_args(defaults)[SIM].token_ttl == 3600.0
 
 
-def test_simulator_wall_clock(clock: FakeClock) -> None:
+def test_simulator_wall_clock(clock: ManualClock) -> None:
     sim = EnodeSimulator(clock=clock)
     first = sim.now_iso()
     clock.advance(3600)
@@ -1444,7 +1426,7 @@ def test_simulator_wall_clock(clock: FakeClock) -> None:
 
 
 async def test_simulator_edge_cases(
-    serve: Serve, session: aiohttp.ClientSession, clock: FakeClock
+    serve: Serve, session: aiohttp.ClientSession, clock: ManualClock
 ) -> None:
     assert make_battery("d", charge_rate_kw=-1.0)["chargeState"]["status"] == "DISCHARGING"
     sim, server = await serve()

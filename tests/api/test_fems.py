@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import Awaitable, Callable
 from datetime import timedelta
 import json
 from typing import Any
@@ -43,8 +43,7 @@ from custom_components.battery_bridge.api.fems import (
 from simulator import fems as fems_sim
 from simulator.faults import FAULTS, Fault
 from simulator.fems import SIM, FemsSimulator
-
-StartApp = Callable[[web.Application], Awaitable[TestServer]]
+from tests.conftest import ManualClock, StartApp
 
 pytestmark = pytest.mark.usefixtures("socket_enabled")  # loopback HTTP to the simulator
 
@@ -54,38 +53,19 @@ WRONG = "wrong-Pa55word"
 SECRET_HINTS = (OWNER, GUEST, WRONG)
 
 
-class FakeClock:
-    """A monotonic clock the test moves by hand."""
-
-    def __init__(self) -> None:
-        self.now = 1000.0
-
-    def __call__(self) -> float:
-        return self.now
-
-    def advance(self, seconds: float) -> None:
-        self.now += seconds
-
-
 @pytest.fixture
-def clock(monkeypatch: pytest.MonkeyPatch) -> FakeClock:
+def clock(monkeypatch: pytest.MonkeyPatch) -> ManualClock:
     """One fake clock for the simulator and the client's API-timeout bookkeeping."""
-    fake = FakeClock()
+    fake = ManualClock()
     monkeypatch.setattr(fems_api, "_monotonic", fake)
     return fake
-
-
-@pytest.fixture
-async def session() -> AsyncIterator[aiohttp.ClientSession]:
-    async with aiohttp.ClientSession() as client_session:
-        yield client_session
 
 
 Serve = Callable[..., Awaitable[tuple[web.Application, TestServer]]]
 
 
 @pytest.fixture
-def serve(start_app: StartApp, clock: FakeClock) -> Serve:
+def serve(start_app: StartApp, clock: ManualClock) -> Serve:
     """Start a FEMS simulator (options as for create_app) on the fake clock."""
 
     async def _serve(**options: Any) -> tuple[web.Application, TestServer]:
@@ -280,7 +260,7 @@ async def test_null_values_are_unavailable(serve: Serve, session: aiohttp.Client
 
 
 async def test_warmup_reports_null_everywhere(
-    serve: Serve, session: aiohttp.ClientSession, clock: FakeClock
+    serve: Serve, session: aiohttp.ClientSession, clock: ManualClock
 ) -> None:
     _, server = await serve(warmup_s=5.0)
     backend = make_backend(session, server)
@@ -602,7 +582,7 @@ async def test_connection_refused(start_app: StartApp, session: aiohttp.ClientSe
 
 
 async def test_sign_convention_matches_vendor_example(
-    serve: Serve, session: aiohttp.ClientSession, clock: FakeClock
+    serve: Serve, session: aiohttp.ClientSession, clock: ManualClock
 ) -> None:
     """FENECON: POST {"value": 5000} to ess0/SetActivePowerEquals = discharge 5 kW."""
     app, server = await serve(hybrid=False)
@@ -689,7 +669,7 @@ async def test_null_release(serve: Serve, session: aiohttp.ClientSession) -> Non
 
 
 async def test_shared_api_timer_expires(
-    serve: Serve, session: aiohttp.ClientSession, clock: FakeClock
+    serve: Serve, session: aiohttp.ClientSession, clock: ManualClock
 ) -> None:
     app, server = await serve(api_timeout=30.0, hybrid=False)
     sim = app[SIM]
@@ -722,7 +702,7 @@ async def test_shared_api_timer_expires(
     assert snapshot.state.energy_discharged_wh == pytest.approx(3_202_108 + 4000 * 50 / 3600, abs=1)
 
 
-async def test_timer_drops_every_written_value(serve: Serve, clock: FakeClock) -> None:
+async def test_timer_drops_every_written_value(serve: Serve, clock: ManualClock) -> None:
     app, _ = await serve(api_timeout=10.0)
     sim = app[SIM]
     sim.write("ess0/SetActivePowerLessOrEquals", 0)
@@ -737,7 +717,7 @@ async def test_timer_drops_every_written_value(serve: Serve, clock: FakeClock) -
 
 
 async def test_no_api_timeout(
-    serve: Serve, session: aiohttp.ClientSession, clock: FakeClock
+    serve: Serve, session: aiohttp.ClientSession, clock: ManualClock
 ) -> None:
     app, server = await serve(api_timeout=0.0)
     backend = make_backend(session, server)
@@ -884,7 +864,7 @@ async def test_sim_write_errors(serve: Serve, session: aiohttp.ClientSession) ->
     assert sim.written == {}
 
 
-def test_sim_constraints_and_physics(clock: FakeClock) -> None:
+def test_sim_constraints_and_physics(clock: ManualClock) -> None:
     sim = FemsSimulator(clock=clock, hybrid=False, soc=50.0, api_timeout=0.0)
     sim.pv_override = 4000.0
     sim.house_override = 1000.0
@@ -907,7 +887,7 @@ def test_sim_constraints_and_physics(clock: FakeClock) -> None:
     assert sim.flows().allowed_discharge == 0.0
 
 
-def test_sim_curves_and_speed(clock: FakeClock) -> None:
+def test_sim_curves_and_speed(clock: ManualClock) -> None:
     sim = FemsSimulator(clock=clock, speed=60.0, day_s=3600.0, pv_peak_w=6000.0)
     first = sim.flows()
     assert 0 < first.pv <= 6000

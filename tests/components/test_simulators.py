@@ -42,22 +42,12 @@ from custom_components.battery_bridge.const import (
 )
 from simulator import enode as enode_sim, fems as fems_sim, flexconnect as flex_sim
 from simulator.faults import FAULTS, Fault
-from tests.conftest import StartApp
+from tests.conftest import ManualClock, StartApp
 
 pytestmark = pytest.mark.usefixtures("socket_enabled")
 
 FLEX_A = "90D2A30FA3D2AD48525CD255F469C167ECF8292C"
 FLEX_B = "5A1C0E7B33D94F2A8E6B1D0C4F7A9E2B3C5D6E71"
-
-
-class ManualClock:
-    """A monotonic clock for a simulator that moves only when told."""
-
-    def __init__(self) -> None:
-        self.now = 1000.0
-
-    def __call__(self) -> float:
-        return self.now
 
 
 async def _flow(hass: HomeAssistant, backend: str, *steps: dict[str, object]) -> ConfigEntry:

@@ -886,20 +886,9 @@ class EnodeBackend:
     ) -> tuple[int, object]:
         """Send an API request with the bearer token (renewed once on a 401); return the JSON."""
         url = f"{self._api_url}{path}"
-        token = await self._async_token()
-        reply = await self._async_send(
-            method,
-            url,
-            what,
-            headers=self._api_headers(token),
-            params=params,
-            json_body=json_body,
-        )
-        if reply.status == 401:
-            _LOGGER.debug("Enode %s: token refused, fetching a new one", what)
-            self._drop_token(token)
-            token = await self._async_token()
-            reply = await self._async_send(
+
+        async def send(token: str) -> _Reply:
+            return await self._async_send(
                 method,
                 url,
                 what,
@@ -907,6 +896,13 @@ class EnodeBackend:
                 params=params,
                 json_body=json_body,
             )
+
+        token = await self._async_token()
+        reply = await send(token)
+        if reply.status == 401:
+            _LOGGER.debug("Enode %s: token refused, fetching a new one", what)
+            self._drop_token(token)
+            reply = await send(await self._async_token())
         if reply.status not in accept:
             raise self._error(reply, what, target, method)
         if empty_ok and not reply.body.strip():
