@@ -262,6 +262,8 @@ class BatteryController:
         """Return how often the active command must be rewritten, or None when it persists.
 
         Half the device's command timeout by default; the option may shorten it, never lengthen it.
+        The floor ``MIN_KEEPALIVE_INTERVAL`` never lifts it above half the timeout: a FEMS set to a
+        1 s API timeout would otherwise drop the setpoint just before every rewrite.
         """
         timeout = self._snapshot.capabilities.command_timeout_s
         if timeout is None:
@@ -269,7 +271,7 @@ class BatteryController:
         half = timedelta(seconds=timeout / 2)
         option = self.entry.options.get(CONF_KEEPALIVE_INTERVAL)
         interval = half if option is None else min(timedelta(seconds=option), half)
-        return max(interval, MIN_KEEPALIVE_INTERVAL)
+        return max(interval, min(MIN_KEEPALIVE_INTERVAL, half))
 
     def _needs_keepalive(self) -> bool:
         if self._active is None or self._stopped:

@@ -517,6 +517,20 @@ async def test_keepalive_interval_clamped(
     assert len(mock_backend.applied) == 2
 
 
+@pytest.mark.parametrize("backend_kind", [BackendKind.FEMS])
+@pytest.mark.parametrize("entry_options", [{}, {CONF_KEEPALIVE_INTERVAL: 0}])
+async def test_keepalive_within_a_very_short_timeout(
+    hass: HomeAssistant, mock_backend: FakeBackend, init_integration: MockConfigEntry
+) -> None:
+    """A FEMS with a 1 s API timeout is rewritten every 0.5 s, not at the 1 s floor."""
+    mock_backend.snapshots[FEMS_ID] = replace(
+        mock_backend.snapshots[FEMS_ID],
+        capabilities=replace(mock_backend.snapshots[FEMS_ID].capabilities, command_timeout_s=1.0),
+    )
+    await _controller(init_integration).coordinator.async_refresh()
+    assert _controller(init_integration).keepalive_interval() == timedelta(seconds=0.5)
+
+
 @pytest.mark.parametrize("backend_kind", [BackendKind.FLEXCONNECT, BackendKind.ENODE])
 async def test_no_keepalive_without_timeout(
     hass: HomeAssistant,
