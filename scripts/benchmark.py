@@ -80,7 +80,7 @@ from custom_components.battery_bridge.api.errors import BackendError
 from custom_components.battery_bridge.api.fems import FemsBackend
 from custom_components.battery_bridge.api.flexconnect import FlexConnectBackend
 from custom_components.battery_bridge.api.models import BatterySnapshot, ControlCommand, ControlMode
-from custom_components.battery_bridge.control import MIN_KEEPALIVE_INTERVAL
+from custom_components.battery_bridge.control import keepalive_interval
 from simulator import enode as enode_sim, fems as fems_sim, flexconnect as flexconnect_sim
 from simulator.faults import FAULTS
 
@@ -381,10 +381,10 @@ async def bench_keepalive(session: aiohttp.ClientSession, settings: Settings) ->
         battery_id = backend.ess_id
         snapshot = await backend.async_get_snapshot(battery_id)  # learns the API timeout
         timeout = snapshot.capabilities.command_timeout_s
-        if timeout is None:
+        every = keepalive_interval(timeout)  # the controller's own rule, without the option
+        if timeout is None or every is None:
             raise RuntimeError("the FEMS simulator reported no API timeout")
-        # BatteryController.keepalive_interval without the option: half the timeout, at least 1 s.
-        interval = max(timeout / 2, MIN_KEEPALIVE_INTERVAL.total_seconds())
+        interval = every.total_seconds()
         command = ControlCommand(ControlMode.POWER, 2000)
         lock = asyncio.Lock()
         async with lock:

@@ -44,6 +44,22 @@ FALLBACK_POWER_LIMIT_W: Final = 10_000
 MIN_KEEPALIVE_INTERVAL: Final = timedelta(seconds=1)
 
 
+def keepalive_interval(
+    command_timeout_s: float | None, option_s: float | None = None
+) -> timedelta | None:
+    """Return how often a command must be rewritten, or None when the device keeps it.
+
+    Half the device's command timeout by default; the option may shorten it, never lengthen it.
+    The floor ``MIN_KEEPALIVE_INTERVAL`` never lifts it above half the timeout: a FEMS set to a
+    1 s API timeout would otherwise drop the setpoint just before every rewrite.
+    """
+    if command_timeout_s is None:
+        return None
+    half = timedelta(seconds=command_timeout_s / 2)
+    interval = half if option_s is None else min(timedelta(seconds=option_s), half)
+    return max(interval, min(MIN_KEEPALIVE_INTERVAL, half))
+
+
 @dataclass(frozen=True, slots=True, kw_only=True)
 class ControlPolicy:
     """How a backend combines modes and setpoints into one command."""
@@ -261,17 +277,12 @@ class BatteryController:
     def keepalive_interval(self) -> timedelta | None:
         """Return how often the active command must be rewritten, or None when it persists.
 
-        Half the device's command timeout by default; the option may shorten it, never lengthen it.
-        The floor ``MIN_KEEPALIVE_INTERVAL`` never lifts it above half the timeout: a FEMS set to a
-        1 s API timeout would otherwise drop the setpoint just before every rewrite.
+        See ``keepalive_interval`` (the module function) for the rule.
         """
-        timeout = self._snapshot.capabilities.command_timeout_s
-        if timeout is None:
-            return None
-        half = timedelta(seconds=timeout / 2)
-        option = self.entry.options.get(CONF_KEEPALIVE_INTERVAL)
-        interval = half if option is None else min(timedelta(seconds=option), half)
-        return max(interval, min(MIN_KEEPALIVE_INTERVAL, half))
+        return keepalive_interval(
+            self._snapshot.capabilities.command_timeout_s,
+            self.entry.options.get(CONF_KEEPALIVE_INTERVAL),
+        )
 
     def _needs_keepalive(self) -> bool:
         if self._active is None or self._stopped:
