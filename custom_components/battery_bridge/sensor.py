@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from decimal import Decimal
 from enum import StrEnum
+from typing import Any
 
 from homeassistant.components.sensor import (
     RestoreSensor,
@@ -18,6 +19,7 @@ from homeassistant.components.sensor import (
 from homeassistant.const import PERCENTAGE, EntityCategory, UnitOfEnergy, UnitOfPower
 from homeassistant.core import HomeAssistant, callback
 from homeassistant.helpers.entity_platform import AddConfigEntryEntitiesCallback
+from homeassistant.helpers.restore_state import ExtraStoredData, RestoreEntity
 from homeassistant.helpers.typing import StateType
 from homeassistant.util import dt as dt_util
 
@@ -86,6 +88,73 @@ class MonotonicTotal:
         return self.last
 
 
+class StoredEnergyCounter:
+    """Count the energy put into (``direction`` +1) or taken out of (-1) a battery.
+
+    For backends without energy meters (FlexConnect, Enode) the Energy dashboard's battery totals
+    are derived from changes of the stored energy: each rise adds to "charged", each fall to
+    "discharged". This is the energy the battery stored or gave up, so conversion losses and the
+    battery's own consumption are not in it, and changes smaller than the backend's resolution
+    (Enode: 1 % of the capacity) show late. A reading after a gap (unavailable, a restart of Home
+    Assistant) counts the whole change since the last known one. A change of the usable capacity,
+    or a step larger than the capacity, is no energy flow: it only rebases the count.
+    """
+
+    def __init__(self, direction: int) -> None:
+        """Start at zero; ``direction`` is +1 (charged) or -1 (discharged)."""
+        self.direction = direction
+        self.total_wh = 0.0
+        self.stored_wh: float | None = None
+        self.capacity_wh: float | None = None
+
+    def update(self, stored_wh: float | None, capacity_wh: float | None) -> None:
+        """Take a new reading of the stored energy and the usable capacity (Wh)."""
+        if stored_wh is None:
+            return  # unknown now: the next known reading counts from the last one
+        last, last_capacity = self.stored_wh, self.capacity_wh
+        self.stored_wh, self.capacity_wh = stored_wh, capacity_wh
+        if last is None or capacity_wh != last_capacity:
+            return
+        delta = (stored_wh - last) * self.direction
+        if delta > 0 and (capacity_wh is None or delta <= capacity_wh):
+            self.total_wh += delta
+
+    def as_dict(self) -> dict[str, Any]:
+        """Return what a restart of Home Assistant must keep."""
+        return {
+            "total_wh": self.total_wh,
+            "stored_wh": self.stored_wh,
+            "capacity_wh": self.capacity_wh,
+        }
+
+    def restore(self, data: Mapping[str, Any]) -> None:
+        """Continue from ``as_dict`` of before a restart; malformed data is ignored."""
+
+        def number(key: str) -> float | None:
+            value = data.get(key)
+            if isinstance(value, bool) or not isinstance(value, int | float):
+                return None
+            return float(value)
+
+        total = number("total_wh")
+        if total is None or total < 0:
+            return
+        self.total_wh = total
+        self.stored_wh = number("stored_wh")
+        self.capacity_wh = number("capacity_wh")
+
+
+@dataclass(slots=True)
+class StoredEnergyCounterData(ExtraStoredData):
+    """The restore data of a derived energy sensor."""
+
+    counter: StoredEnergyCounter
+
+    def as_dict(self) -> dict[str, Any]:
+        """Return the counter's state."""
+        return self.counter.as_dict()
+
+
 FLEXCONNECT = frozenset({BackendKind.FLEXCONNECT})
 FEMS = frozenset({BackendKind.FEMS})
 ENODE = frozenset({BackendKind.ENODE})
@@ -99,6 +168,8 @@ class BatteryBridgeSensorEntityDescription(SensorEntityDescription, BatteryBridg
     """
 
     value_fn: Callable[[BatterySnapshot], StateType]
+    stored_energy_direction: int | None = None
+    """+1 / -1: a total derived from rises / falls of the stored energy (``StoredEnergyCounter``)."""
 
 
 def _enum_value(value: StrEnum | None) -> str | None:
@@ -124,6 +195,28 @@ def _power(
         entity_category=EntityCategory.DIAGNOSTIC if diagnostic else None,
         entity_registry_enabled_default=not diagnostic,
         value_fn=value_fn,
+    )
+
+
+def _energy_total(
+    key: str,
+    *,
+    backends: frozenset[BackendKind],
+    value_fn: Callable[[BatterySnapshot], StateType] = lambda _: None,
+    stored_energy_direction: int | None = None,
+) -> BatteryBridgeSensorEntityDescription:
+    """Describe a cumulative energy total in Wh (for the Energy dashboard)."""
+    return BatteryBridgeSensorEntityDescription(
+        key=key,
+        translation_key=key,
+        backends=backends,
+        device_class=SensorDeviceClass.ENERGY,
+        state_class=SensorStateClass.TOTAL_INCREASING,
+        native_unit_of_measurement=UnitOfEnergy.WATT_HOUR,
+        suggested_unit_of_measurement=UnitOfEnergy.KILO_WATT_HOUR,
+        suggested_display_precision=2,
+        value_fn=value_fn,
+        stored_energy_direction=stored_energy_direction,
     )
 
 
@@ -231,28 +324,13 @@ SENSORS: tuple[BatteryBridgeSensorEntityDescription, ...] = (
     _power("grid_power", lambda s: s.state.grid_power_w, backends=FEMS),
     _power("pv_power", lambda s: s.state.pv_power_w, backends=FEMS),
     _power("house_power", lambda s: s.state.house_power_w, backends=FEMS),
-    BatteryBridgeSensorEntityDescription(
-        key="energy_charged",
-        translation_key="energy_charged",
-        backends=FEMS,
-        device_class=SensorDeviceClass.ENERGY,
-        state_class=SensorStateClass.TOTAL_INCREASING,
-        native_unit_of_measurement=UnitOfEnergy.WATT_HOUR,
-        suggested_unit_of_measurement=UnitOfEnergy.KILO_WATT_HOUR,
-        suggested_display_precision=2,
-        value_fn=lambda s: s.state.energy_charged_wh,
+    # FEMS: its DC energy meters; FlexConnect and Enode: derived from the stored energy.
+    _energy_total("energy_charged", backends=FEMS, value_fn=lambda s: s.state.energy_charged_wh),
+    _energy_total(
+        "energy_discharged", backends=FEMS, value_fn=lambda s: s.state.energy_discharged_wh
     ),
-    BatteryBridgeSensorEntityDescription(
-        key="energy_discharged",
-        translation_key="energy_discharged",
-        backends=FEMS,
-        device_class=SensorDeviceClass.ENERGY,
-        state_class=SensorStateClass.TOTAL_INCREASING,
-        native_unit_of_measurement=UnitOfEnergy.WATT_HOUR,
-        suggested_unit_of_measurement=UnitOfEnergy.KILO_WATT_HOUR,
-        suggested_display_precision=2,
-        value_fn=lambda s: s.state.energy_discharged_wh,
-    ),
+    _energy_total("energy_charged", backends=FLEXCONNECT | ENODE, stored_energy_direction=1),
+    _energy_total("energy_discharged", backends=FLEXCONNECT | ENODE, stored_energy_direction=-1),
     _power(
         "max_charge_power",
         lambda s: s.state.max_charge_power_w,
@@ -277,15 +355,22 @@ async def async_setup_entry(
     for subentry_id, battery in entry.runtime_data.batteries.items():
         async_add_entities(
             (
-                (
-                    BatteryBridgeTotalSensor
-                    if description.state_class is SensorStateClass.TOTAL_INCREASING
-                    else BatteryBridgeSensor
-                )(battery, description)
+                _sensor_class(description)(battery, description)
                 for description in supported(battery, SENSORS)
             ),
             config_subentry_id=subentry_id,
         )
+
+
+def _sensor_class(
+    description: BatteryBridgeSensorEntityDescription,
+) -> type[BatteryBridgeSensor]:
+    """Return the entity class a description needs."""
+    if description.stored_energy_direction is not None:
+        return BatteryBridgeStoredEnergySensor
+    if description.state_class is SensorStateClass.TOTAL_INCREASING:
+        return BatteryBridgeTotalSensor
+    return BatteryBridgeSensor
 
 
 class BatteryBridgeSensor(BatteryBridgeEntity, SensorEntity):
@@ -344,3 +429,46 @@ class BatteryBridgeTotalSensor(BatteryBridgeSensor, RestoreSensor):
     def native_value(self) -> float | None:
         """Return the filtered total."""
         return self._value
+
+
+class BatteryBridgeStoredEnergySensor(BatteryBridgeSensor, RestoreEntity):
+    """An energy total derived from the stored energy (see ``StoredEnergyCounter``).
+
+    The count and the last reading survive restarts of Home Assistant (restore data), so the
+    total keeps growing and a change while Home Assistant was off is counted once.
+    """
+
+    def __init__(
+        self, battery: BatteryRuntime, description: BatteryBridgeSensorEntityDescription
+    ) -> None:
+        """Set up the sensor with a counter at zero."""
+        super().__init__(battery, description)
+        # _sensor_class picks this class only for descriptions with a direction.
+        self._counter = StoredEnergyCounter(description.stored_energy_direction or 1)
+
+    async def async_added_to_hass(self) -> None:
+        """Continue the count from before the restart, then take the current reading."""
+        await super().async_added_to_hass()
+        if (last := await self.async_get_last_extra_data()) is not None:
+            self._counter.restore(last.as_dict())
+        self._read()
+
+    @callback
+    def _handle_coordinator_update(self) -> None:
+        """Count the change of the stored energy, then write the state."""
+        self._read()
+        super()._handle_coordinator_update()
+
+    def _read(self) -> None:
+        state = self.snapshot.state
+        self._counter.update(state.stored_energy_wh, state.usable_capacity_wh)
+
+    @property
+    def native_value(self) -> float:
+        """Return the energy counted so far (Wh)."""
+        return round(self._counter.total_wh, 3)
+
+    @property
+    def extra_restore_state_data(self) -> StoredEnergyCounterData:
+        """Return the counter for the next start."""
+        return StoredEnergyCounterData(self._counter)

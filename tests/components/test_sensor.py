@@ -10,6 +10,7 @@ from freezegun.api import FrozenDateTimeFactory
 from homeassistant.const import STATE_UNKNOWN, Platform
 from homeassistant.core import HomeAssistant, State
 from homeassistant.helpers import entity_registry as er
+from homeassistant.helpers.restore_state import async_get
 import pytest
 from pytest_homeassistant_custom_component.common import (
     MockConfigEntry,
@@ -20,9 +21,10 @@ from pytest_homeassistant_custom_component.common import (
 from syrupy.assertion import SnapshotAssertion
 
 from custom_components.battery_bridge.api import BackendKind, BatterySnapshot, CommandStatus
+from custom_components.battery_bridge.const import DOMAIN
 from custom_components.battery_bridge.sensor import COUNTER_RESET_ACCEPT_AFTER
 
-from .conftest import ENODE_ID_1, ENODE_ID_2, FEMS_ID, FakeBackend, fems_snapshots
+from .conftest import ENODE_ID_1, ENODE_ID_2, FEMS_ID, FLEX_ID_1, FakeBackend, fems_snapshots
 
 pytestmark = pytest.mark.parametrize("platforms", [[Platform.SENSOR]])
 
@@ -173,3 +175,66 @@ async def test_command_status_failed_and_cancelled_shown(
     await _poll(hass, freezer, 60)
     assert hass.states.get("sensor.enphase_iq_command_status").state == status.value
     assert hass.states.get("sensor.powerwall_home_command_status").state == status.value
+
+
+# --- Energy totals derived from the stored energy (FlexConnect, Enode) ----------------------------
+
+
+def _entity(hass: HomeAssistant, unique_id: str) -> str:
+    entity_id = er.async_get(hass).async_get_entity_id("sensor", DOMAIN, unique_id)
+    assert entity_id is not None
+    return entity_id
+
+
+@pytest.mark.parametrize("backend_kind", [BackendKind.FLEXCONNECT])
+async def test_derived_energy_totals(
+    hass: HomeAssistant,
+    mock_backend: FakeBackend,
+    init_integration: MockConfigEntry,
+    freezer: FrozenDateTimeFactory,
+) -> None:
+    """FlexConnect has no energy meter: the totals follow the stored energy."""
+    charged = _entity(hass, f"flexconnect_{FLEX_ID_1}_energy_charged")
+    discharged = _entity(hass, f"flexconnect_{FLEX_ID_1}_energy_discharged")
+    assert hass.states.get(charged).state == "0.0"
+    assert hass.states.get(charged).attributes["state_class"] == "total_increasing"
+
+    mock_backend.set_state(FLEX_ID_1, stored_energy_wh=6100.0)  # from 5600 Wh
+    await _poll(hass, freezer, 15)
+    mock_backend.set_state(FLEX_ID_1, stored_energy_wh=5900.0)
+    await _poll(hass, freezer, 15)
+    assert float(hass.states.get(charged).state) == 0.5  # kWh
+    assert float(hass.states.get(discharged).state) == 0.2
+
+
+@pytest.mark.parametrize("backend_kind", [BackendKind.ENODE])
+async def test_derived_energy_totals_across_restart(
+    hass: HomeAssistant,
+    mock_backend: FakeBackend,
+    mock_config_entry: MockConfigEntry,
+    platforms: list[Platform],
+) -> None:
+    """The count continues after a restart; the change while Home Assistant was off counts once."""
+    charged = "sensor.powerwall_home_energy_charged"
+    mock_restore_cache_with_extra_data(
+        hass,
+        [
+            (
+                State(charged, "2.0"),
+                {"total_wh": 2000.0, "stored_wh": 10000.0, "capacity_wh": 13500.0},
+            )
+        ],
+    )
+    mock_config_entry.add_to_hass(hass)
+    with patch("custom_components.battery_bridge.PLATFORMS", platforms):
+        assert await hass.config_entries.async_setup(mock_config_entry.entry_id)
+        await hass.async_block_till_done()
+        # The Powerwall stores 10800 Wh now: 800 Wh came in while Home Assistant was off.
+        assert hass.states.get(charged).state == "2.8"
+        stored = {s.state.entity_id: s for s in async_get(hass).async_get_stored_states()}
+        assert stored[charged].extra_data.as_dict() == {  # what the next restart continues from
+            "total_wh": 2800.0,
+            "stored_wh": 10800.0,
+            "capacity_wh": 13500.0,
+        }
+        assert await hass.config_entries.async_unload(mock_config_entry.entry_id)
