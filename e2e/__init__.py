@@ -1,0 +1,1 @@
+"""End-to-end browser check of the demo (scripts/e2e); not part of the test suite or CI."""
