@@ -23,6 +23,8 @@ from .coordinator import (
     async_delete_battery_gone_issues,
 )
 from .new_batteries import async_remember_declined, async_watch_account, configured_battery_ids
+from .overrides import override_store
+from .services import async_setup_services
 
 CONFIG_SCHEMA = cv.config_entry_only_config_schema(DOMAIN)
 
@@ -35,7 +37,8 @@ PLATFORMS: list[Platform] = [
 
 
 async def async_setup(hass: HomeAssistant, config: ConfigType) -> bool:
-    """Set up the Battery Bridge domain (configuration happens in config entries)."""
+    """Set up the Battery Bridge domain: its actions (configuration happens in config entries)."""
+    async_setup_services(hass)
     return True
 
 
@@ -63,7 +66,9 @@ async def async_setup_entry(hass: HomeAssistant, entry: BatteryBridgeConfigEntry
 
     The first poll of every battery must succeed: an ``AuthError`` starts re-authentication
     (``ConfigEntryAuthFailed``), any other backend error makes Home Assistant retry the set-up
-    later (``ConfigEntryNotReady``). Nothing is written to any battery here.
+    later (``ConfigEntryNotReady``). Nothing is written to any battery here, except the fallback
+    of a stored override that ended while Home Assistant was not running (once); a stored override
+    still running resumes. Stored overrides of removed batteries are forgotten.
     """
     kind = BackendKind(entry.data[CONF_BACKEND])
     backend = create_backend(hass, entry.data)
@@ -88,6 +93,11 @@ async def async_setup_entry(hass: HomeAssistant, entry: BatteryBridgeConfigEntry
         for coordinator in coordinators
     }
     entry.runtime_data = BatteryBridgeData(kind=kind, backend=backend, batteries=batteries)
+
+    store = override_store(hass)
+    await store.async_keep_only(entry.entry_id, set(batteries))
+    for subentry_id, override in (await store.async_entry_overrides(entry.entry_id)).items():
+        await batteries[subentry_id].controller.async_restore_override(override)
 
     @callback
     def _async_stop_writing(_event: Event) -> None:
@@ -125,8 +135,9 @@ async def async_unload_entry(hass: HomeAssistant, entry: BatteryBridgeConfigEntr
 
 
 async def async_remove_entry(hass: HomeAssistant, entry: BatteryBridgeConfigEntry) -> None:
-    """Delete the repair issues of an entry that is being deleted."""
+    """Delete the repair issues and the stored overrides of an entry that is being deleted."""
     async_delete_battery_gone_issues(hass, entry)
+    await override_store(hass).async_keep_only(entry.entry_id, set())
 
 
 @callback

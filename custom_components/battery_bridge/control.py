@@ -5,23 +5,28 @@ against the battery's capabilities, composes the ``ControlCommand`` the backend 
 (serialised per battery), keeps it alive where the device forgets commands (FEMS API timeout) and
 asks the coordinator for a refresh so the UI follows.
 
-The command being kept applied is the *active intent*. Timed overrides (an intent with an end time
-or a target state of charge, and a fallback intent to restore) fit in here later: ``ActiveIntent``
-gains ``ends_at`` / ``until_soc`` / ``fallback``, and the keepalive tick, which already re-applies
-the active intent, also checks whether it has ended and then applies the fallback.
+The command being kept applied is the *active intent*. A timed override (overrides.py) is an
+active intent with an end time and/or a target state of charge and a fallback command: a timer at
+the end time, and every coordinator update while a target is set, check whether it has ended; then
+the fallback is written once (a failed write is retried every ``OVERRIDE_RETRY_INTERVAL``). The
+fallback is what was in force when the override started: our own active intent (also when a new
+override replaces a running one: the running one's fallback stays), else the mode and setpoint the
+battery reports, else the policy's ``release_mode`` (FEMS: ``auto``). A write through a number or
+select while an override runs ends it without reverting: the user's intent wins. Running overrides
+are stored (``OverrideStore``) and resumed or ended at the next set-up.
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Final
 
 from homeassistant.core import CALLBACK_TYPE, HomeAssistant, callback
 from homeassistant.exceptions import HomeAssistantError, ServiceValidationError
-from homeassistant.helpers.event import async_track_time_interval
+from homeassistant.helpers.event import async_track_point_in_utc_time, async_track_time_interval
 from homeassistant.util import dt as dt_util
 
 from .api import (
@@ -37,11 +42,14 @@ from .api import (
 )
 from .const import CONF_KEEPALIVE_INTERVAL, DOMAIN, LOGGER
 from .coordinator import BatteryBridgeConfigEntry, BatteryCoordinator
+from .overrides import SETPOINT_SIGN, Override, OverrideMode, override_store, target_reached
 
 # Setpoint bounds when the backend reports none (FlexConnect), in W.
 FALLBACK_POWER_LIMIT_W: Final = 10_000
 # The keepalive never runs more often than this, whatever the options say.
 MIN_KEEPALIVE_INTERVAL: Final = timedelta(seconds=1)
+# How long to wait before writing the fallback of an ended override again after a failure.
+OVERRIDE_RETRY_INTERVAL: Final = timedelta(seconds=30)
 
 
 def keepalive_interval(
@@ -68,25 +76,52 @@ class ControlPolicy:
     """The mode a new setpoint switches to; ``None``: the setpoint is written with the current mode."""
     mode_keeps_setpoint: bool
     """Whether a mode without a setpoint still carries the current setpoint along."""
+    override_modes: Mapping[OverrideMode, ControlMode]
+    """The mode each override writes (with ``SETPOINT_SIGN`` x power where the mode takes a
+    setpoint); an override that is missing is not supported."""
+    release_mode: ControlMode | None = None
+    """The fallback of an override when nothing of ours is in force and the battery reports no mode."""
 
+
+# Setpoint backends: charge / discharge / hold are power mode at -P / +P / 0 W.
+_SETPOINT_OVERRIDES: Final = dict.fromkeys(OverrideMode, ControlMode.POWER)
 
 POLICIES: Final[dict[BackendKind, ControlPolicy]] = {
     # A FlexConnect control request carries mode and setpoint together: keep the other one.
-    BackendKind.FLEXCONNECT: ControlPolicy(setpoint_mode=None, mode_keeps_setpoint=True),
+    BackendKind.FLEXCONNECT: ControlPolicy(
+        setpoint_mode=None, mode_keeps_setpoint=True, override_modes=_SETPOINT_OVERRIDES
+    ),
     # A FEMS setpoint is an override of its own control: writing one means mode "power";
-    # mode "auto" releases it (no setpoint).
-    BackendKind.FEMS: ControlPolicy(setpoint_mode=ControlMode.POWER, mode_keeps_setpoint=False),
-    # Enode operation modes take no setpoint.
-    BackendKind.ENODE: ControlPolicy(setpoint_mode=None, mode_keeps_setpoint=False),
+    # mode "auto" releases it (no setpoint). A FEMS reports no mode: without an intent of ours it
+    # runs its own control, so that is what an override returns to.
+    BackendKind.FEMS: ControlPolicy(
+        setpoint_mode=ControlMode.POWER,
+        mode_keeps_setpoint=False,
+        override_modes=_SETPOINT_OVERRIDES,
+        release_mode=ControlMode.AUTO,
+    ),
+    # Enode operation modes take no setpoint; nothing holds the battery idle.
+    BackendKind.ENODE: ControlPolicy(
+        setpoint_mode=None,
+        mode_keeps_setpoint=False,
+        override_modes={
+            OverrideMode.CHARGE: ControlMode.IMPORT_FOCUS,
+            OverrideMode.DISCHARGE: ControlMode.EXPORT_FOCUS,
+        },
+    ),
 }
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class ActiveIntent:
-    """The command the controller last wrote and keeps applied, and when it was requested."""
+    """The command the controller last wrote and keeps applied, and when it was requested.
+
+    ``override``: set while the command is a timed override (its end and its fallback).
+    """
 
     command: ControlCommand
     since: datetime
+    override: Override | None = None
 
 
 def power_limits(capabilities: Capabilities) -> tuple[int, int]:
@@ -123,11 +158,18 @@ class BatteryController:
         self._cancel_keepalive: CALLBACK_TYPE | None = None
         self._keepalive_failing = False
         self._stopped = False
+        self._cancel_override_timer: CALLBACK_TYPE | None = None
+        self._cancel_soc_listener: CALLBACK_TYPE | None = None
 
     @property
     def active(self) -> ActiveIntent | None:
         """Return the intent last written by this controller, if any."""
         return self._active
+
+    @property
+    def override(self) -> Override | None:
+        """Return the running override, if any."""
+        return None if self._active is None else self._active.override
 
     @property
     def keepalive_active(self) -> bool:
@@ -179,7 +221,22 @@ class BatteryController:
             raise ServiceValidationError(
                 translation_domain=DOMAIN, translation_key="setpoint_not_supported"
             )
-        low, high = power_limits(capabilities)
+        value = self._checked_setpoint(watts)
+
+        def compose() -> tuple[ControlCommand, Override | None]:
+            mode = self.policy.setpoint_mode or self.current_mode()
+            if mode is None or mode not in capabilities.modes:
+                mode = next(
+                    (m for m in capabilities.modes if m in capabilities.setpoint_modes),
+                    min(capabilities.setpoint_modes),
+                )
+            return ControlCommand(mode=mode, setpoint_w=value), None
+
+        await self._async_write(compose)
+
+    def _checked_setpoint(self, watts: float) -> int:
+        """Return the setpoint rounded to W; refuse one outside the battery's bounds."""
+        low, high = power_limits(self._snapshot.capabilities)
         value = round(watts)
         if not low <= value <= high:
             raise ServiceValidationError(
@@ -187,17 +244,7 @@ class BatteryController:
                 translation_key="setpoint_out_of_range",
                 translation_placeholders={"value": str(value), "min": str(low), "max": str(high)},
             )
-
-        def compose() -> ControlCommand:
-            mode = self.policy.setpoint_mode or self.current_mode()
-            if mode is None or mode not in capabilities.modes:
-                mode = next(
-                    (m for m in capabilities.modes if m in capabilities.setpoint_modes),
-                    min(capabilities.setpoint_modes),
-                )
-            return ControlCommand(mode=mode, setpoint_w=value)
-
-        await self._async_write(compose)
+        return value
 
     async def async_set_mode(self, mode: str) -> None:
         """Set a control or operation mode (a ``ControlMode`` value)."""
@@ -210,34 +257,232 @@ class BatteryController:
                 translation_placeholders={"mode": mode, "modes": ", ".join(offered) or "-"},
             )
         new_mode = ControlMode(mode)
+        await self._async_write(lambda: (self._command_for_mode(new_mode), None))
 
-        def compose() -> ControlCommand:
-            setpoint: int | None = None
-            if new_mode in capabilities.setpoint_modes:
-                setpoint = self.current_setpoint()
-                if setpoint is None:
-                    setpoint = 0
-            elif self.policy.mode_keeps_setpoint:
-                setpoint = self.current_setpoint()
-            return ControlCommand(mode=new_mode, setpoint_w=setpoint)
+    def _command_for_mode(self, mode: ControlMode) -> ControlCommand:
+        """Return the command that switches to ``mode``, with the setpoint the policy carries."""
+        setpoint: int | None = None
+        if mode in self._snapshot.capabilities.setpoint_modes:
+            setpoint = self.current_setpoint()
+            if setpoint is None:
+                setpoint = 0
+        elif self.policy.mode_keeps_setpoint:
+            setpoint = self.current_setpoint()
+        return ControlCommand(mode=mode, setpoint_w=setpoint)
 
-        await self._async_write(compose)
-
-    async def _async_write(self, compose: Callable[[], ControlCommand]) -> None:
+    async def _async_write(
+        self, compose: Callable[[], tuple[ControlCommand, Override | None]]
+    ) -> None:
         """Compose and write a command, make it the active intent, update keepalive, refresh.
 
-        The command is composed under the lock, so it builds on the write before it.
+        The command is composed under the lock, so it builds on the write before it. A command
+        without an override ends a running override without reverting (the user's intent wins).
         """
         async with self._lock:
-            command = compose()
+            command, override = compose()
             await self._async_apply(command)
-            self._active = ActiveIntent(command=command, since=dt_util.utcnow())
-            self._keepalive_failing = False
-            self._async_update_keepalive()
+            await self._async_set_active(command, override)
+        await self._async_written()
+
+    async def _async_written(self) -> None:
         # Entities that show the active intent (a FEMS reports no requested setpoint) re-render
         # now; the refresh then shows what the backend says.
         self.coordinator.async_update_listeners()
         await self.coordinator.async_request_refresh()
+
+    async def _async_set_active(self, command: ControlCommand, override: Override | None) -> None:
+        """Make a written command the active intent (under the lock); track and store overrides."""
+        had_override = self.override is not None
+        self._active = ActiveIntent(command=command, since=dt_util.utcnow(), override=override)
+        self._keepalive_failing = False
+        self._async_update_keepalive()
+        self._async_track_override()
+        store = override_store(self.hass)
+        entry_id, subentry_id = self.entry.entry_id, self.coordinator.subentry.subentry_id
+        if override is not None:
+            await store.async_set(entry_id, subentry_id, override)
+        elif had_override:
+            await store.async_delete(entry_id, subentry_id)
+
+    # Timed overrides
+
+    async def async_start_override(
+        self,
+        mode: OverrideMode,
+        *,
+        power_w: float | None = None,
+        duration: timedelta | None = None,
+        until_soc: float | None = None,
+    ) -> None:
+        """Start an override until ``now + duration`` or ``until_soc`` (whichever comes first).
+
+        A running override is replaced; its fallback stays the one to return to. A zero duration
+        counts as none.
+        """
+        capabilities = self._snapshot.capabilities
+        battery = {"battery": self.coordinator.subentry.title or self.coordinator.battery_id}
+        if not settable_modes(capabilities):
+            raise ServiceValidationError(
+                translation_domain=DOMAIN,
+                translation_key="override_read_only",
+                translation_placeholders=battery,
+            )
+        target = self.policy.override_modes.get(mode)
+        if target is None or target not in capabilities.modes:
+            raise ServiceValidationError(
+                translation_domain=DOMAIN,
+                translation_key="override_not_supported",
+                translation_placeholders={**battery, "mode": mode},
+            )
+        if not duration and until_soc is None:
+            raise ServiceValidationError(
+                translation_domain=DOMAIN, translation_key="override_needs_end"
+            )
+        if mode is OverrideMode.HOLD and until_soc is not None:
+            raise ServiceValidationError(
+                translation_domain=DOMAIN, translation_key="override_hold_until_soc"
+            )
+        setpoint: int | None = None
+        if target in capabilities.setpoint_modes:
+            if mode is not OverrideMode.HOLD and power_w is None:
+                raise ServiceValidationError(
+                    translation_domain=DOMAIN,
+                    translation_key="override_power_required",
+                    translation_placeholders={"mode": mode},
+                )
+            setpoint = self._checked_setpoint(SETPOINT_SIGN[mode] * (power_w or 0))
+        command = ControlCommand(mode=target, setpoint_w=setpoint)
+        soc = self._snapshot.state.state_of_charge
+        if soc is not None and until_soc is not None and target_reached(mode, soc, until_soc):
+            raise ServiceValidationError(
+                translation_domain=DOMAIN,
+                translation_key="override_soc_reached",
+                translation_placeholders={"soc": f"{soc:g}", "until_soc": f"{until_soc:g}"},
+            )
+
+        def compose() -> tuple[ControlCommand, Override | None]:
+            running = self.override
+            now = dt_util.utcnow()
+            override = Override(
+                mode=mode,
+                power_w=None if setpoint is None else abs(setpoint),
+                command=command,
+                fallback=running.fallback if running is not None else self._fallback(),
+                started_at=now,
+                ends_at=now + duration if duration else None,
+                until_soc=until_soc,
+            )
+            return command, override
+
+        await self._async_write(compose)
+
+    def _fallback(self) -> ControlCommand:
+        """Return what an override returns to: our intent, else the battery's mode, else release."""
+        if self._active is not None:
+            return self._active.command
+        mode = self.current_mode()
+        if mode is None or mode not in self._snapshot.capabilities.modes:
+            mode = self.policy.release_mode
+        if mode is None:
+            raise ServiceValidationError(
+                translation_domain=DOMAIN,
+                translation_key="override_no_fallback",
+                translation_placeholders={
+                    "battery": self.coordinator.subentry.title or self.coordinator.battery_id
+                },
+            )
+        return self._command_for_mode(mode)
+
+    async def async_stop_override(self) -> None:
+        """End the running override now and write its fallback; without one nothing happens."""
+        await self._async_end_override(retry=False)
+
+    async def async_restore_override(self, override: Override) -> None:
+        """Take up an override stored before a restart.
+
+        One that ended meanwhile (end time passed, target reached in the first poll) gets its
+        fallback written once; one still running resumes its timers (and a FEMS keepalive, whose
+        first rewrite is at its first tick). Nothing else is written.
+        """
+        self._active = ActiveIntent(
+            command=override.command, since=override.started_at, override=override
+        )
+        if override.ended(dt_util.utcnow(), self._snapshot.state.state_of_charge):
+            await self._async_end_override(retry=True)
+            return
+        self._async_update_keepalive()
+        self._async_track_override()
+
+    async def _async_end_override(self, *, retry: bool, only: Override | None = None) -> None:
+        """Write the running override's fallback and make it the active intent.
+
+        ``retry``: a failure is logged and the write retried after ``OVERRIDE_RETRY_INTERVAL``
+        (timers); else it is raised (the stop action). ``only``: end it only if it is still this
+        override (a timer or poll that saw its end must not end a newer one that replaced it).
+        """
+        async with self._lock:
+            override = self.override
+            if override is None or (only is not None and override is not only):
+                return
+            try:
+                await self._async_apply(override.fallback)
+            except HomeAssistantError as err:
+                if not retry:
+                    raise
+                LOGGER.warning(
+                    "Could not end the override of %s, retrying in %s: %s",
+                    self.coordinator.name,
+                    OVERRIDE_RETRY_INTERVAL,
+                    err,
+                )
+                self._async_schedule_end(override, dt_util.utcnow() + OVERRIDE_RETRY_INTERVAL)
+                return
+            LOGGER.debug("Override of %s ended", self.coordinator.name)
+            await self._async_set_active(override.fallback, None)
+        await self._async_written()
+
+    @callback
+    def _async_track_override(self) -> None:
+        """Watch the running override's end (time and state of charge); none: stop watching."""
+        self._async_cancel_override_tracking()
+        override = self.override
+        if override is None or self._stopped:
+            return
+        if override.ends_at is not None:
+            self._async_schedule_end(override, override.ends_at)
+        if override.until_soc is not None:
+            self._cancel_soc_listener = self.coordinator.async_add_listener(self._async_check_soc)
+
+    @callback
+    def _async_schedule_end(self, override: Override, when: datetime) -> None:
+        """End ``override`` at ``when`` (its end time, or a retry after a failed end)."""
+        if self._cancel_override_timer is not None:
+            self._cancel_override_timer()
+
+        async def _async_due(_now: datetime) -> None:
+            self._cancel_override_timer = None
+            await self._async_end_override(retry=True, only=override)
+
+        self._cancel_override_timer = async_track_point_in_utc_time(self.hass, _async_due, when)
+
+    @callback
+    def _async_check_soc(self) -> None:
+        """End the override when a poll shows its target state of charge."""
+        override = self.override
+        if override is not None and override.soc_reached(self._snapshot.state.state_of_charge):
+            self.entry.async_create_task(
+                self.hass,
+                self._async_end_override(retry=True, only=override),
+                f"{DOMAIN} end override {self.coordinator.name}",
+            )
+
+    @callback
+    def _async_cancel_override_tracking(self) -> None:
+        for cancel in (self._cancel_override_timer, self._cancel_soc_listener):
+            if cancel is not None:
+                cancel()
+        self._cancel_override_timer = None
+        self._cancel_soc_listener = None
 
     async def _async_apply(self, command: ControlCommand) -> None:
         """Call the backend; map its errors to translated Home Assistant errors."""
@@ -345,3 +590,4 @@ class BatteryController:
         """Stop writing (entry unload, Home Assistant stop); a FEMS then releases after its timeout."""
         self._stopped = True
         self._async_cancel_keepalive()
+        self._async_cancel_override_tracking()

@@ -34,8 +34,10 @@ from .api import (
     SystemState,
 )
 from .const import LOGGER
+from .control import BatteryController, settable_modes
 from .coordinator import BatteryBridgeConfigEntry, BatteryRuntime
 from .entity import BatteryBridgeEntity, BatteryBridgeEntityDescription, supported
+from .overrides import NO_OVERRIDE, OverrideMode
 
 PARALLEL_UPDATES = 0
 
@@ -162,18 +164,34 @@ ENODE = frozenset({BackendKind.ENODE})
 
 @dataclass(frozen=True, kw_only=True)
 class BatteryBridgeSensorEntityDescription(SensorEntityDescription, BatteryBridgeEntityDescription):
-    """A sensor: how to read its value from a snapshot.
+    """A sensor: how to read its value from a snapshot, or from the battery's controller.
 
     A ``total_increasing`` sensor is protected against glitches (see ``MonotonicTotal``).
     """
 
-    value_fn: Callable[[BatterySnapshot], StateType]
+    value_fn: Callable[[BatterySnapshot], StateType] = lambda _: None
+    controller_fn: Callable[[BatteryController], StateType | datetime] | None = None
+    """Read the value from the controller (the running override) instead of the snapshot."""
     stored_energy_direction: int | None = None
     """+1 / -1: a total derived from rises / falls of the stored energy (``StoredEnergyCounter``)."""
 
 
 def _enum_value(value: StrEnum | None) -> str | None:
     return None if value is None else value.value
+
+
+def _controllable(snapshot: BatterySnapshot) -> bool:
+    return bool(settable_modes(snapshot.capabilities))
+
+
+def _override_mode(controller: BatteryController) -> str:
+    override = controller.override
+    return NO_OVERRIDE if override is None else override.mode.value
+
+
+def _override_end(controller: BatteryController) -> datetime | None:
+    override = controller.override
+    return None if override is None else override.ends_at
 
 
 def _power(
@@ -343,6 +361,22 @@ SENSORS: tuple[BatteryBridgeSensorEntityDescription, ...] = (
         backends=FEMS,
         diagnostic=True,
     ),
+    # A timed override (the start_override action) of a battery that can be controlled.
+    BatteryBridgeSensorEntityDescription(
+        key="override",
+        translation_key="override",
+        device_class=SensorDeviceClass.ENUM,
+        options=[NO_OVERRIDE, *(mode.value for mode in OverrideMode)],
+        exists_fn=_controllable,
+        controller_fn=_override_mode,
+    ),
+    BatteryBridgeSensorEntityDescription(
+        key="override_end",
+        translation_key="override_end",
+        device_class=SensorDeviceClass.TIMESTAMP,
+        exists_fn=_controllable,
+        controller_fn=_override_end,
+    ),
 )
 
 
@@ -385,8 +419,10 @@ class BatteryBridgeSensor(BatteryBridgeEntity, SensorEntity):
         super().__init__(battery, description)
 
     @property
-    def native_value(self) -> StateType:
-        """Return the value from the latest snapshot."""
+    def native_value(self) -> StateType | datetime:
+        """Return the value from the latest snapshot (or from the controller)."""
+        if (controller_fn := self.entity_description.controller_fn) is not None:
+            return controller_fn(self.controller)
         return self.entity_description.value_fn(self.snapshot)
 
 

@@ -298,15 +298,42 @@ def test_translations_complete(filename: str) -> None:
             for option in options:
                 assert entry["state"][option], (platform, description.key, option)
     used = set()
-    for module in ("__init__.py", "coordinator.py", "control.py"):
+    for module in ("__init__.py", "coordinator.py", "control.py", "services.py"):
         used |= set(EXCEPTION_KEY.findall((COMPONENT / module).read_text(encoding="utf-8")))
     assert used
     assert used <= set(strings["exceptions"])
+    # Every action, its fields and the options of its selects.
+    for service, spec in _services().items():
+        texts = strings["services"][service]
+        assert texts["name"]
+        assert texts["description"]
+        assert set(texts["fields"]) == set(spec["fields"])
+        for field, field_spec in spec["fields"].items():
+            assert texts["fields"][field]["name"], (service, field)
+            assert texts["fields"][field]["description"], (service, field)
+            if select := field_spec["selector"].get("select"):
+                options = strings["selector"][select["translation_key"]]["options"]
+                assert set(options) == set(select["options"])
     # The English strings and the shipped English translation agree.
     if filename == "translations/en.json":
         reference = _json(COMPONENT / "strings.json")
         assert strings["entity"] == reference["entity"]
         assert strings["exceptions"] == reference["exceptions"]
+        assert strings["services"] == reference["services"]
+        assert strings["selector"] == reference["selector"]
+
+
+def _services() -> dict[str, Any]:
+    services: dict[str, Any] = yaml.safe_load(
+        (COMPONENT / "services.yaml").read_text(encoding="utf-8")
+    )
+    return services
+
+
+async def test_actions_registered(hass: HomeAssistant) -> None:
+    """The actions in services.yaml are the ones registered at set-up of the domain."""
+    assert await async_setup_component(hass, DOMAIN, {})
+    assert set(hass.services.async_services_for_domain(DOMAIN)) == set(_services())
 
 
 def test_icons() -> None:
@@ -321,6 +348,10 @@ def test_icons() -> None:
             states = _states_of(platform, description)
             for state in states:
                 assert entry["state"][state].startswith("mdi:"), (description.key, state)
+    services = _json(COMPONENT / "icons.json")["services"]
+    assert set(services) == set(_services())
+    for service in services.values():
+        assert service["service"].startswith("mdi:")
 
 
 def test_quality_scale() -> None:
