@@ -81,6 +81,11 @@ class ControlPolicy:
     setpoint); an override that is missing is not supported."""
     release_mode: ControlMode | None = None
     """The fallback of an override when nothing of ours is in force and the battery reports no mode."""
+    reported_setpoint_is_a_command: bool = True
+    """Whether the setpoint the battery reports was commanded (FlexConnect: its current instruction)
+    or is only what its own control applies now (FEMS): switching to a setpoint mode carries the
+    former along and starts the latter at 0 W, so a momentary value (say -5 kW while the sun
+    shines) is not frozen into a command."""
 
 
 # Setpoint backends: charge / discharge / hold are power mode at -P / +P / 0 W.
@@ -99,6 +104,7 @@ POLICIES: Final[dict[BackendKind, ControlPolicy]] = {
         mode_keeps_setpoint=False,
         override_modes=_SETPOINT_OVERRIDES,
         release_mode=ControlMode.AUTO,
+        reported_setpoint_is_a_command=False,
     ),
     # Enode operation modes take no setpoint; nothing holds the battery idle.
     BackendKind.ENODE: ControlPolicy(
@@ -189,13 +195,13 @@ class BatteryController:
             control.current.mode if control.current else None,
         )
 
-    def current_setpoint(self) -> int | None:
-        """Return the setpoint in force (see ``_in_force``)."""
+    def current_setpoint(self, *, reported: bool = True) -> int | None:
+        """Return the setpoint in force (see ``_in_force``); ``reported=False``: only commanded ones."""
         control = self._snapshot.control
         return self._in_force(
             control.desired.setpoint_w if control.desired else None,
             self._active.command.setpoint_w if self._active else None,
-            control.current.setpoint_w if control.current else None,
+            control.current.setpoint_w if control.current and reported else None,
         )
 
     def _in_force[T](self, requested: T | None, ours: T | None, reported: T | None) -> T | None:
@@ -263,7 +269,7 @@ class BatteryController:
         """Return the command that switches to ``mode``, with the setpoint the policy carries."""
         setpoint: int | None = None
         if mode in self._snapshot.capabilities.setpoint_modes:
-            setpoint = self.current_setpoint()
+            setpoint = self.current_setpoint(reported=self.policy.reported_setpoint_is_a_command)
             if setpoint is None:
                 setpoint = 0
         elif self.policy.mode_keeps_setpoint:

@@ -371,14 +371,26 @@ async def test_keepalive_starts_with_power_mode(
     init_integration: MockConfigEntry,
     freezer: FrozenDateTimeFactory,
 ) -> None:
-    """Selecting power mode starts the keepalive too."""
+    """Selecting power mode starts the keepalive too (at 0 W until a setpoint is set)."""
     await _select(hass, FEMS_MODE, "power")
     await _tick(hass, freezer, 30)
     assert len(mock_backend.applied) == 2
     assert mock_backend.applied[-1] == (
         FEMS_ID,
-        ControlCommand(mode=ControlMode.POWER, setpoint_w=1200),
+        ControlCommand(mode=ControlMode.POWER, setpoint_w=0),
     )
+
+
+@pytest.mark.parametrize("backend_kind", [BackendKind.FEMS])
+async def test_power_mode_keeps_our_setpoint(
+    hass: HomeAssistant, mock_backend: FakeBackend, init_integration: MockConfigEntry
+) -> None:
+    """Re-selecting power keeps the setpoint we wrote; after auto it starts at 0 W again."""
+    await _set_power(hass, FEMS_SETPOINT, -2500)
+    await _select(hass, FEMS_MODE, "power")
+    await _select(hass, FEMS_MODE, "auto")
+    await _select(hass, FEMS_MODE, "power")
+    assert [command.setpoint_w for _, command in mock_backend.applied] == [-2500, -2500, None, 0]
 
 
 @pytest.mark.parametrize("backend_kind", [BackendKind.FEMS])

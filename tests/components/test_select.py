@@ -65,7 +65,8 @@ async def test_no_select_for_read_only_fems(
 async def test_fems_mode(
     hass: HomeAssistant, mock_backend: FakeBackend, init_integration: MockConfigEntry
 ) -> None:
-    """A FEMS is in auto until asked; power takes over at the current power; auto releases."""
+    """A FEMS is in auto until asked; power starts at 0 W (hold), not at the power the FEMS's own
+    control applies right now (1200 W here); auto releases."""
     state = hass.states.get(FEMS_MODE)
     assert state.state == "auto"
     assert state.attributes[ATTR_OPTIONS] == ["auto", "power"]
@@ -75,7 +76,7 @@ async def test_fems_mode(
     await _select(hass, FEMS_MODE, "auto")
     assert hass.states.get(FEMS_MODE).state == "auto"
     assert mock_backend.applied == [
-        (FEMS_ID, ControlCommand(mode=ControlMode.POWER, setpoint_w=1200)),
+        (FEMS_ID, ControlCommand(mode=ControlMode.POWER, setpoint_w=0)),
         (FEMS_ID, ControlCommand(mode=ControlMode.AUTO)),
     ]
 
