@@ -14,13 +14,19 @@ override replaces a running one: the running one's fallback stays), else the mod
 battery reports, else the policy's ``release_mode`` (FEMS: ``auto``). A write through a number or
 select while an override runs ends it without reverting: the user's intent wins. Running overrides
 are stored (``OverrideStore``) and resumed or ended at the next set-up.
+
+Charge / discharge power limits (``async_set_charge_limit`` / ``async_set_discharge_limit``,
+batteries with ``Capabilities.power_limits``) are part of the active intent: every later command
+carries them along (a setpoint, a mode, an override and its fallback); changing one rewrites the
+active command with the new limit and leaves a running override running. While a limit is set the
+keepalive runs in every mode, since the device drops the limit with its command timeout too.
 """
 
 from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Final
 
@@ -140,13 +146,19 @@ def power_limits(capabilities: Capabilities) -> tuple[int, int]:
     )
 
 
+def limit_bounds(capabilities: Capabilities) -> tuple[int, int]:
+    """Return the largest charge and discharge limits in W (magnitudes; the setpoint bounds)."""
+    low, high = power_limits(capabilities)
+    return max(0, -low), max(0, high)
+
+
 def settable_modes(capabilities: Capabilities) -> list[ControlMode]:
     """Return the modes that can be set, in the backend's order."""
     return [mode for mode in capabilities.modes if mode is not ControlMode.UNKNOWN]
 
 
 class BatteryController:
-    """Write intents to one battery; keep a setpoint alive where the device forgets it."""
+    """Write intents to one battery; keep a setpoint or limit alive where the device forgets it."""
 
     def __init__(
         self,
@@ -236,7 +248,7 @@ class BatteryController:
                     (m for m in capabilities.modes if m in capabilities.setpoint_modes),
                     min(capabilities.setpoint_modes),
                 )
-            return ControlCommand(mode=mode, setpoint_w=value), None
+            return self._with_limits(ControlCommand(mode=mode, setpoint_w=value)), None
 
         await self._async_write(compose)
 
@@ -263,7 +275,65 @@ class BatteryController:
                 translation_placeholders={"mode": mode, "modes": ", ".join(offered) or "-"},
             )
         new_mode = ControlMode(mode)
-        await self._async_write(lambda: (self._command_for_mode(new_mode), None))
+        await self._async_write(lambda: (self._with_limits(self._command_for_mode(new_mode)), None))
+
+    def current_limits(self) -> tuple[int | None, int | None]:
+        """Return the charge and discharge limits of our intent in W (``None``: no limit)."""
+        if self._active is None:
+            return None, None
+        command = self._active.command
+        return command.charge_limit_w, command.discharge_limit_w
+
+    def _with_limits(self, command: ControlCommand) -> ControlCommand:
+        """Return ``command`` with the limits of our intent (they outlive every command)."""
+        charge, discharge = self.current_limits()
+        return replace(command, charge_limit_w=charge, discharge_limit_w=discharge)
+
+    async def async_set_charge_limit(self, watts: float | None) -> None:
+        """Limit the charge power to ``watts`` (a magnitude, W); ``None`` releases the limit."""
+        await self._async_set_limit(watts, charge=True)
+
+    async def async_set_discharge_limit(self, watts: float | None) -> None:
+        """Limit the discharge power to ``watts`` (a magnitude, W); ``None`` releases the limit."""
+        await self._async_set_limit(watts, charge=False)
+
+    async def _async_set_limit(self, watts: float | None, *, charge: bool) -> None:
+        """Write the active command (else the mode in force) with one limit changed.
+
+        A running override keeps running: its command and its fallback get the new limit.
+        """
+        capabilities = self._snapshot.capabilities
+        battery = self.coordinator.subentry.title or self.coordinator.battery_id
+        if not capabilities.power_limits:
+            raise ServiceValidationError(
+                translation_domain=DOMAIN,
+                translation_key="power_limits_not_supported",
+                translation_placeholders={"battery": battery},
+            )
+        value: int | None = None
+        if watts is not None:
+            high = limit_bounds(capabilities)[0 if charge else 1]
+            value = round(watts)
+            if not 0 <= value <= high:
+                raise ServiceValidationError(
+                    translation_domain=DOMAIN,
+                    translation_key="power_limit_out_of_range",
+                    translation_placeholders={"value": str(value), "max": str(high)},
+                )
+
+        def changed(command: ControlCommand) -> ControlCommand:
+            if charge:
+                return replace(command, charge_limit_w=value)
+            return replace(command, discharge_limit_w=value)
+
+        def compose() -> tuple[ControlCommand, Override | None]:
+            command = changed(self._fallback())
+            running = self.override
+            if running is None:
+                return command, None
+            return command, replace(running, command=command, fallback=changed(running.fallback))
+
+        await self._async_write(compose)
 
     def _command_for_mode(self, mode: ControlMode) -> ControlCommand:
         """Return the command that switches to ``mode``, with the setpoint the policy carries."""
@@ -372,13 +442,13 @@ class BatteryController:
             override = Override(
                 mode=mode,
                 power_w=None if setpoint is None else abs(setpoint),
-                command=command,
+                command=self._with_limits(command),
                 fallback=running.fallback if running is not None else self._fallback(),
                 started_at=now,
                 ends_at=now + duration if duration else None,
                 until_soc=until_soc,
             )
-            return command, override
+            return override.command, override
 
         await self._async_write(compose)
 
@@ -536,12 +606,15 @@ class BatteryController:
         )
 
     def _needs_keepalive(self) -> bool:
+        """Return True while the active command has a setpoint mode or a limit the device drops."""
         if self._active is None or self._stopped:
             return False
         capabilities = self._snapshot.capabilities
-        return (
-            capabilities.command_timeout_s is not None
-            and self._active.command.mode in capabilities.setpoint_modes
+        command = self._active.command
+        return capabilities.command_timeout_s is not None and (
+            command.mode in capabilities.setpoint_modes
+            or command.charge_limit_w is not None
+            or command.discharge_limit_w is not None
         )
 
     @callback

@@ -1,4 +1,4 @@
-"""Number entities of Battery Bridge: the power setpoint."""
+"""Number entities of Battery Bridge: the power setpoint and the charge / discharge power limits."""
 
 from __future__ import annotations
 
@@ -16,7 +16,7 @@ from homeassistant.core import HomeAssistant
 from homeassistant.helpers.entity_platform import AddConfigEntryEntitiesCallback
 
 from .api import BatterySnapshot, Capabilities
-from .control import BatteryController, power_limits
+from .control import BatteryController, limit_bounds, power_limits
 from .coordinator import BatteryBridgeConfigEntry, BatteryRuntime
 from .entity import BatteryBridgeEntity, BatteryBridgeEntityDescription, supported
 
@@ -42,6 +42,38 @@ def _setpoint(snapshot: BatterySnapshot, controller: BatteryController) -> float
     return None if active is None else active.command.setpoint_w
 
 
+def _charge_bounds(capabilities: Capabilities) -> tuple[int, int]:
+    return 0, limit_bounds(capabilities)[0]
+
+
+def _discharge_bounds(capabilities: Capabilities) -> tuple[int, int]:
+    return 0, limit_bounds(capabilities)[1]
+
+
+def _charge_limit(snapshot: BatterySnapshot, controller: BatteryController) -> float:
+    """Return the charge limit in force; the maximum stands for "no limit"."""
+    limit = controller.current_limits()[0]
+    return _charge_bounds(snapshot.capabilities)[1] if limit is None else limit
+
+
+def _discharge_limit(snapshot: BatterySnapshot, controller: BatteryController) -> float:
+    """Return the discharge limit in force; the maximum stands for "no limit"."""
+    limit = controller.current_limits()[1]
+    return _discharge_bounds(snapshot.capabilities)[1] if limit is None else limit
+
+
+async def _set_charge_limit(controller: BatteryController, value: float) -> None:
+    """Set the charge limit; the maximum releases it."""
+    high = _charge_bounds(controller.coordinator.data.capabilities)[1]
+    await controller.async_set_charge_limit(None if value >= high else value)
+
+
+async def _set_discharge_limit(controller: BatteryController, value: float) -> None:
+    """Set the discharge limit; the maximum releases it."""
+    high = _discharge_bounds(controller.coordinator.data.capabilities)[1]
+    await controller.async_set_discharge_limit(None if value >= high else value)
+
+
 NUMBERS: tuple[BatteryBridgeNumberEntityDescription, ...] = (
     BatteryBridgeNumberEntityDescription(
         # W, + = discharge, - = charge; created where the battery takes a setpoint.
@@ -55,6 +87,32 @@ NUMBERS: tuple[BatteryBridgeNumberEntityDescription, ...] = (
         limits_fn=power_limits,
         value_fn=_setpoint,
         set_fn=lambda controller, value: controller.async_set_power(value),
+    ),
+    # W, magnitudes 0 ... the battery's largest charge / discharge power; the maximum = no limit.
+    # Created where the battery takes limits (FEMS with write access); they apply in every mode.
+    BatteryBridgeNumberEntityDescription(
+        key="charge_power_limit",
+        translation_key="charge_power_limit",
+        device_class=NumberDeviceClass.POWER,
+        native_unit_of_measurement=UnitOfPower.WATT,
+        native_step=1,
+        mode=NumberMode.BOX,
+        exists_fn=lambda s: s.capabilities.power_limits,
+        limits_fn=_charge_bounds,
+        value_fn=_charge_limit,
+        set_fn=_set_charge_limit,
+    ),
+    BatteryBridgeNumberEntityDescription(
+        key="discharge_power_limit",
+        translation_key="discharge_power_limit",
+        device_class=NumberDeviceClass.POWER,
+        native_unit_of_measurement=UnitOfPower.WATT,
+        native_step=1,
+        mode=NumberMode.BOX,
+        exists_fn=lambda s: s.capabilities.power_limits,
+        limits_fn=_discharge_bounds,
+        value_fn=_discharge_limit,
+        set_fn=_set_discharge_limit,
     ),
 )
 

@@ -46,14 +46,32 @@ def target_reached(mode: OverrideMode, soc: float, until_soc: float) -> bool:
 
 
 def _command_to_dict(command: ControlCommand) -> dict[str, Any]:
-    return {"mode": command.mode.value, "setpoint_w": command.setpoint_w}
+    data: dict[str, Any] = {"mode": command.mode.value, "setpoint_w": command.setpoint_w}
+    # Limits only where set: the store stays readable by versions without them.
+    if command.charge_limit_w is not None:
+        data["charge_limit_w"] = command.charge_limit_w
+    if command.discharge_limit_w is not None:
+        data["discharge_limit_w"] = command.discharge_limit_w
+    return data
+
+
+def _optional_int(data: dict[str, Any], key: str) -> int | None:
+    """Return an integer field or None; the limits are missing in overrides stored before them."""
+    value = data.get(key)
+    if value is not None and (isinstance(value, bool) or not isinstance(value, int)):
+        raise TypeError(f"{key} {value!r}")
+    return value
 
 
 def _command_from_dict(data: dict[str, Any]) -> ControlCommand:
-    setpoint = data["setpoint_w"]
-    if setpoint is not None and (isinstance(setpoint, bool) or not isinstance(setpoint, int)):
-        raise TypeError(f"setpoint {setpoint!r}")
-    return ControlCommand(mode=ControlMode(data["mode"]), setpoint_w=setpoint)
+    if "setpoint_w" not in data:
+        raise KeyError("setpoint_w")
+    return ControlCommand(
+        mode=ControlMode(data["mode"]),
+        setpoint_w=_optional_int(data, "setpoint_w"),
+        charge_limit_w=_optional_int(data, "charge_limit_w"),
+        discharge_limit_w=_optional_int(data, "discharge_limit_w"),
+    )
 
 
 def _time_from_str(value: str | None) -> datetime | None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 from collections.abc import Awaitable, Callable
+from dataclasses import replace
 from datetime import timedelta
 import json
 from typing import Any
@@ -329,6 +330,7 @@ async def test_read_only_entry_has_no_capabilities(
     assert snapshot.capabilities.modes == ()
     assert snapshot.capabilities.setpoint_modes == frozenset()
     assert snapshot.capabilities.command_timeout_s is None
+    assert snapshot.capabilities.power_limits is False
     assert snapshot.state.state_of_charge == 50.0  # the guest password reads
     with pytest.raises(NotSupportedError, match="read-only"):
         await backend.async_apply("ess0", ControlCommand(ControlMode.POWER, 100))
@@ -739,7 +741,102 @@ async def test_unsupported_commands(serve: Serve, session: aiohttp.ClientSession
         await backend.async_apply("ess0", ControlCommand(ControlMode.SELF_RELIANCE))
     with pytest.raises(CommandRejectedError, match="setpoint"):
         await backend.async_apply("ess0", ControlCommand(ControlMode.POWER))
+    with pytest.raises(CommandRejectedError, match="magnitude"):
+        await backend.async_apply("ess0", ControlCommand(ControlMode.AUTO, charge_limit_w=-1))
+    with pytest.raises(CommandRejectedError, match="magnitude"):
+        await backend.async_apply("ess0", ControlCommand(ControlMode.AUTO, discharge_limit_w=-1))
     assert app[FAULTS].requests == []
+
+
+# ----------------------------------------------------------------------------- power limits
+
+LESS = "ess0/SetActivePowerLessOrEquals"
+GREATER = "ess0/SetActivePowerGreaterOrEquals"
+EQUALS = "ess0/SetActivePowerEquals"
+
+
+async def test_limits_in_auto_on_a_hybrid(serve: Serve, session: aiohttp.ClientSession) -> None:
+    """Auto with limits: Equals released, bounds written with the DC-PV offset, respected."""
+    app, server = await serve()
+    sim = app[SIM]
+    sim.pv_override = 3000.0  # all DC-PV on a hybrid
+    sim.house_override = 500.0  # self-consumption would charge 2500 W
+    backend = make_backend(session, server)
+    snapshot = await backend.async_get_snapshot("ess0")  # learns the DC-PV
+    assert snapshot.capabilities.power_limits is True
+    assert sim.flows().battery == -2500.0
+    await backend.async_apply("ess0", ControlCommand(ControlMode.AUTO, charge_limit_w=1000))
+    assert sim.written == {GREATER: 2000}  # -1000 + 3000 DC-PV
+    assert sim.posts == 2  # the Equals release and the bound
+    assert sim.flows().battery == -1000.0
+    snapshot = await backend.async_get_snapshot("ess0")
+    assert snapshot.state.power_w == -1000.0
+    assert snapshot.control.desired is not None
+    assert snapshot.control.desired.mode is ControlMode.AUTO
+    # A large house load: self-consumption would discharge 1000 W, the limit allows 300 W.
+    sim.house_override = 4000.0
+    command = ControlCommand(ControlMode.AUTO, charge_limit_w=1000, discharge_limit_w=300)
+    await backend.async_apply("ess0", command)
+    assert sim.written == {GREATER: 2000, LESS: 3300}
+    assert sim.flows().battery == 300.0
+    # Releasing both: null for each limit written before, then nothing extra.
+    posts = sim.posts
+    await backend.async_apply("ess0", ControlCommand(ControlMode.AUTO))
+    assert sim.written == {}
+    assert sim.posts == posts + 3
+    assert sim.flows().battery == 1000.0
+    await backend.async_apply("ess0", ControlCommand(ControlMode.AUTO))
+    assert sim.posts == posts + 4
+
+
+async def test_limits_with_a_setpoint_ac_coupled(
+    serve: Serve, session: aiohttp.ClientSession
+) -> None:
+    """AC-coupled: no offset; the bound wins over a setpoint beyond it."""
+    app, server = await serve(hybrid=False)
+    sim = app[SIM]
+    sim.pv_override = 3000.0
+    sim.house_override = 500.0
+    backend = make_backend(session, server)
+    await backend.async_get_snapshot("ess0")
+    command = ControlCommand(ControlMode.POWER, -3000, charge_limit_w=1500, discharge_limit_w=0)
+    await backend.async_apply("ess0", command)
+    assert sim.written == {EQUALS: -3000, GREATER: -1500, LESS: 0}
+    assert sim.flows().battery == -1500.0
+    # Discharge limit 0: a discharge setpoint is held at 0.
+    await backend.async_apply("ess0", replace(command, setpoint_w=2000))
+    assert sim.written == {EQUALS: 2000, GREATER: -1500, LESS: 0}
+    assert sim.flows().battery == 0.0
+    # Only the charge limit released: one null.
+    posts = sim.posts
+    await backend.async_apply("ess0", replace(command, setpoint_w=-3000, charge_limit_w=None))
+    assert sim.written == {EQUALS: -3000, LESS: 0}
+    assert sim.posts == posts + 3
+    assert sim.flows().battery == -3000.0
+
+
+async def test_limits_expire_with_the_api_timeout(
+    serve: Serve, session: aiohttp.ClientSession, clock: ManualClock
+) -> None:
+    """Like every REST write, the limits are dropped when nobody rewrites them."""
+    app, server = await serve(api_timeout=30.0, hybrid=False)
+    sim = app[SIM]
+    sim.pv_override = 3000.0
+    sim.house_override = 500.0
+    backend = make_backend(session, server)
+    await backend.async_get_snapshot("ess0")
+    command = ControlCommand(ControlMode.AUTO, charge_limit_w=500)
+    await backend.async_apply("ess0", command)
+    clock.advance(20.0)
+    await backend.async_apply("ess0", command)  # the keepalive
+    clock.advance(20.0)
+    sim.advance()
+    assert sim.written == {GREATER: -500}
+    assert sim.flows().battery == -500.0
+    clock.advance(10.0)
+    snapshot = await backend.async_get_snapshot("ess0")
+    assert sim.written == {}
+    assert snapshot.state.power_w == -2500.0
 
 
 async def test_probe_write_changes_nothing(serve: Serve, session: aiohttp.ClientSession) -> None:

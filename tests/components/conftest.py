@@ -129,6 +129,7 @@ def fems_snapshots(*, can_write: bool = True) -> dict[str, BatterySnapshot]:
             min_power_w=-5000,
             max_power_w=5000,
             command_timeout_s=60.0,
+            power_limits=True,
         )
         if can_write
         else Capabilities()

@@ -560,3 +560,117 @@ async def test_no_keepalive_without_timeout(
     assert not controller.keepalive_active
     await _tick(hass, freezer, 600)
     assert len(mock_backend.applied) == 1
+
+
+# Charge / discharge power limits
+
+FEMS_CHARGE_LIMIT = "number.fems_ess0_charge_power_limit"
+FEMS_DISCHARGE_LIMIT = "number.fems_ess0_discharge_power_limit"
+
+
+def _fems(
+    mode: ControlMode,
+    setpoint: int | None = None,
+    charge: int | None = None,
+    discharge: int | None = None,
+) -> tuple[str, ControlCommand]:
+    return (
+        FEMS_ID,
+        ControlCommand(
+            mode=mode, setpoint_w=setpoint, charge_limit_w=charge, discharge_limit_w=discharge
+        ),
+    )
+
+
+@pytest.mark.parametrize("backend_kind", [BackendKind.FEMS])
+async def test_fems_limits_are_carried_along(
+    hass: HomeAssistant, mock_backend: FakeBackend, init_integration: MockConfigEntry
+) -> None:
+    """A limit joins the mode in force; setpoints and modes keep it; clearing one writes None."""
+    controller = _controller(init_integration)
+    assert controller.current_limits() == (None, None)
+    await controller.async_set_charge_limit(1000.4)
+    await _set_power(hass, FEMS_SETPOINT, 2000)
+    await controller.async_set_discharge_limit(500)
+    await _select(hass, FEMS_MODE, "auto")
+    await controller.async_set_charge_limit(None)
+    assert controller.current_limits() == (None, 500)
+    assert mock_backend.applied == [
+        _fems(ControlMode.AUTO, charge=1000),
+        _fems(ControlMode.POWER, 2000, charge=1000),
+        _fems(ControlMode.POWER, 2000, charge=1000, discharge=500),
+        _fems(ControlMode.AUTO, charge=1000, discharge=500),
+        _fems(ControlMode.AUTO, discharge=500),
+    ]
+    assert hass.states.get(FEMS_MODE).state == "auto"
+
+
+@pytest.mark.parametrize("backend_kind", [BackendKind.FEMS])
+@pytest.mark.parametrize(("charge", "watts"), [(True, -1), (True, 5001), (False, 6000)])
+async def test_fems_limit_out_of_range(
+    hass: HomeAssistant,
+    *,
+    mock_backend: FakeBackend,
+    init_integration: MockConfigEntry,
+    charge: bool,
+    watts: int,
+) -> None:
+    """A limit below 0 or above the battery's largest power is refused, translated."""
+    controller = _controller(init_integration)
+    setter = controller.async_set_charge_limit if charge else controller.async_set_discharge_limit
+    with pytest.raises(ServiceValidationError) as excinfo:
+        await setter(watts)
+    assert excinfo.value.translation_key == "power_limit_out_of_range"
+    assert excinfo.value.translation_placeholders == {"value": str(watts), "max": "5000"}
+    assert mock_backend.applied == []
+
+
+@pytest.mark.parametrize("backend_kind", [BackendKind.FLEXCONNECT])
+async def test_limits_not_supported(
+    hass: HomeAssistant, mock_backend: FakeBackend, init_integration: MockConfigEntry
+) -> None:
+    """A battery without power limits refuses them, translated, naming the battery."""
+    controller = _controller(init_integration)
+    for setter in (controller.async_set_charge_limit, controller.async_set_discharge_limit):
+        with pytest.raises(ServiceValidationError) as excinfo:
+            await setter(100)
+        assert excinfo.value.translation_key == "power_limits_not_supported"
+        assert excinfo.value.translation_placeholders == {"battery": "Garage battery"}
+    assert mock_backend.applied == []
+
+
+async def test_keepalive_for_a_limit_in_auto(
+    hass: HomeAssistant,
+    mock_backend: FakeBackend,
+    init_integration: MockConfigEntry,
+    freezer: FrozenDateTimeFactory,
+) -> None:
+    """A limit in mode auto is rewritten at the interval; releasing it stops the keepalive.
+
+    The backend is the default one, a FEMS.
+    """
+    controller = _controller(init_integration)
+    await _select(hass, FEMS_MODE, "auto")
+    assert not controller.keepalive_active
+    await controller.async_set_discharge_limit(0)
+    assert controller.keepalive_active
+    limit = _fems(ControlMode.AUTO, discharge=0)
+    await _tick(hass, freezer, 29)
+    assert mock_backend.applied == [_fems(ControlMode.AUTO), limit]
+    await _tick(hass, freezer, 1)
+    await _tick(hass, freezer, 30)
+    assert mock_backend.applied == [_fems(ControlMode.AUTO), limit, limit, limit]
+    await controller.async_set_discharge_limit(None)
+    assert not controller.keepalive_active
+    released = [_fems(ControlMode.AUTO), limit, limit, limit, _fems(ControlMode.AUTO)]
+    assert mock_backend.applied == released
+    await _tick(hass, freezer, 120)
+    assert mock_backend.applied == released
+
+
+async def test_fake_backend_validate(mock_backend: FakeBackend) -> None:
+    """The fake backend validates until an error is injected (keeps conftest.py covered)."""
+    await mock_backend.async_validate()
+    mock_backend.get_error = CannotConnectError("down")
+    with pytest.raises(CannotConnectError):
+        await mock_backend.async_validate()

@@ -46,4 +46,9 @@ async def test_diagnostics_active_intent(
     diagnostics = await get_diagnostics_for_config_entry(hass, hass_client, init_integration)
     battery = next(iter(diagnostics["batteries"].values()))
     assert battery["keepalive_active"] is True
-    assert battery["active_intent"]["command"] == {"mode": "power", "setpoint_w": -1500}
+    assert battery["active_intent"]["command"] == {
+        "mode": "power",
+        "setpoint_w": -1500,
+        "charge_limit_w": None,
+        "discharge_limit_w": None,
+    }

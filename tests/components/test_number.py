@@ -1,4 +1,4 @@
-"""Tests of the number platform (power setpoint)."""
+"""Tests of the number platform (power setpoint, charge / discharge power limits)."""
 
 from __future__ import annotations
 
@@ -141,3 +141,57 @@ async def test_value_shows_reported_setpoint(
     ]
     # The device has not applied it yet: the reported setpoint is still shown.
     assert hass.states.get(FLEX_SETPOINT).state == "-2000"
+
+
+FEMS_CHARGE_LIMIT = "number.fems_ess0_charge_power_limit"
+FEMS_DISCHARGE_LIMIT = "number.fems_ess0_discharge_power_limit"
+
+
+@pytest.mark.parametrize("backend_kind", [BackendKind.FEMS])
+async def test_limits_set_and_release(
+    hass: HomeAssistant, mock_backend: FakeBackend, init_integration: MockConfigEntry
+) -> None:
+    """The limits show the maximum while none is set; a value sets one; the maximum releases it."""
+    for entity_id in (FEMS_CHARGE_LIMIT, FEMS_DISCHARGE_LIMIT):
+        state = hass.states.get(entity_id)
+        assert state is not None
+        assert state.attributes[ATTR_MIN] == 0
+        assert state.attributes[ATTR_MAX] == 5000
+        assert state.state == "5000"
+
+    await _set(hass, FEMS_CHARGE_LIMIT, 1200)
+    await _set(hass, FEMS_DISCHARGE_LIMIT, 0)
+    assert hass.states.get(FEMS_CHARGE_LIMIT).state == "1200"
+    assert hass.states.get(FEMS_DISCHARGE_LIMIT).state == "0"
+    await _set(hass, FEMS_CHARGE_LIMIT, 5000)
+    await _set(hass, FEMS_DISCHARGE_LIMIT, 5000)
+    assert hass.states.get(FEMS_CHARGE_LIMIT).state == "5000"
+    assert hass.states.get(FEMS_DISCHARGE_LIMIT).state == "5000"
+    auto = ControlMode.AUTO
+    assert [command for _, command in mock_backend.applied] == [
+        ControlCommand(mode=auto, charge_limit_w=1200),
+        ControlCommand(mode=auto, charge_limit_w=1200, discharge_limit_w=0),
+        ControlCommand(mode=auto, discharge_limit_w=0),
+        ControlCommand(mode=auto),
+    ]
+
+
+@pytest.mark.parametrize("backend_kind", [BackendKind.FEMS])
+async def test_limit_out_of_range(
+    hass: HomeAssistant, mock_backend: FakeBackend, init_integration: MockConfigEntry
+) -> None:
+    """A limit above the battery's largest power is refused before anything is written."""
+    with pytest.raises(ServiceValidationError):
+        await _set(hass, FEMS_CHARGE_LIMIT, 6000)
+    assert mock_backend.applied == []
+
+
+@pytest.mark.parametrize("backend_kind", [BackendKind.FLEXCONNECT])
+async def test_no_limits_without_capability(
+    hass: HomeAssistant, init_integration: MockConfigEntry
+) -> None:
+    """Batteries without power limits get no limit numbers."""
+    assert hass.states.async_entity_ids(NUMBER_DOMAIN) == [
+        FLEX_SETPOINT,
+        "number.cellar_battery_power_setpoint",
+    ]

@@ -30,7 +30,12 @@ from custom_components.battery_bridge.api import (
     ControlMode,
 )
 from custom_components.battery_bridge.const import DOMAIN
-from custom_components.battery_bridge.overrides import STORAGE_KEY, STORAGE_VERSION
+from custom_components.battery_bridge.overrides import (
+    STORAGE_KEY,
+    STORAGE_VERSION,
+    Override,
+    OverrideMode,
+)
 
 from .conftest import ENODE_ID_1, FEMS_ID, FLEX_ID_1, FLEX_ID_2, FakeBackend, fems_snapshots
 
@@ -673,6 +678,9 @@ async def test_failed_revert_at_setup_is_retried(
         {"power_w": "lots"},
         {"command": {"mode": "power", "setpoint_w": True}},
         {"fallback": {"mode": "power", "setpoint_w": 1.5}},
+        {"fallback": {"mode": "auto"}},
+        {"command": {"mode": "power", "setpoint_w": 2000, "charge_limit_w": "lots"}},
+        {"fallback": {"mode": "auto", "setpoint_w": None, "discharge_limit_w": False}},
         {"fallback": "auto"},
     ],
 )
@@ -737,3 +745,63 @@ async def test_unload_keeps_and_remove_deletes(
     assert _stored(hass_storage) == {}
     await _tick(hass, freezer, 3600)
     assert len(mock_backend.applied) == 2
+
+
+# Power limits
+
+
+@pytest.mark.parametrize("backend_kind", [BackendKind.FEMS])
+async def test_override_keeps_the_limits(
+    hass: HomeAssistant,
+    *,
+    hass_storage: dict[str, Any],
+    mock_backend: FakeBackend,
+    init_integration: MockConfigEntry,
+    freezer: FrozenDateTimeFactory,
+) -> None:
+    """An override carries the limits; a limit changed meanwhile reaches override and fallback."""
+    controller = next(iter(init_integration.runtime_data.batteries.values())).controller
+    await controller.async_set_charge_limit(1000)
+    await _start(
+        hass, _device_id(hass, init_integration), mode="discharge", power=2000, duration="01:00:00"
+    )
+    assert mock_backend.applied[-1] == (
+        FEMS_ID,
+        ControlCommand(mode=POWER, setpoint_w=2000, charge_limit_w=1000),
+    )
+    stored = _stored(hass_storage)[init_integration.entry_id]["sub_1"]
+    assert stored["command"] == {"mode": "power", "setpoint_w": 2000, "charge_limit_w": 1000}
+    assert stored["fallback"] == {"mode": "auto", "setpoint_w": None, "charge_limit_w": 1000}
+
+    await controller.async_set_discharge_limit(1500)
+    assert controller.override is not None  # a limit does not end the override
+    both = {"charge_limit_w": 1000, "discharge_limit_w": 1500}
+    assert mock_backend.applied[-1] == (
+        FEMS_ID,
+        ControlCommand(mode=POWER, setpoint_w=2000, **both),
+    )
+    stored = _stored(hass_storage)[init_integration.entry_id]["sub_1"]
+    assert stored["command"] == {"mode": "power", "setpoint_w": 2000, **both}
+    assert stored["fallback"] == {"mode": "auto", "setpoint_w": None, **both}
+
+    await _tick(hass, freezer, 3600)
+    assert controller.override is None
+    assert mock_backend.applied[-1] == (
+        FEMS_ID,
+        ControlCommand(mode=ControlMode.AUTO, **both),
+    )
+    assert controller.keepalive_active  # the limits are still kept alive in auto
+
+
+def test_stored_override_with_limits_round_trip() -> None:
+    """Limits survive the store; overrides stored before limits existed read as without."""
+    override = Override(
+        mode=OverrideMode.CHARGE,
+        power_w=2000,
+        command=ControlCommand(mode=POWER, setpoint_w=-2000, discharge_limit_w=0),
+        fallback=ControlCommand(mode=ControlMode.AUTO, charge_limit_w=3000, discharge_limit_w=0),
+        started_at=dt_util.utcnow(),
+    )
+    assert Override.from_dict(override.as_dict()) == override
+    old = _stored_override(ends_at=None)
+    assert Override.from_dict(old).command == _cmd(POWER, 2000)

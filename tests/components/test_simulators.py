@@ -171,7 +171,8 @@ async def test_flexconnect_end_to_end(hass: HomeAssistant, start_app: StartApp) 
 
 
 async def test_fems_end_to_end(hass: HomeAssistant, start_app: StartApp) -> None:
-    """A setpoint is written as SetActivePowerEquals, kept alive, and released by auto."""
+    """A setpoint is written as SetActivePowerEquals, kept alive, and released by auto; a charge
+    limit is written as SetActivePowerGreaterOrEquals, kept alive in auto, and released."""
     clock = ManualClock()
     app = fems_sim.create_app(api_timeout=60.0, clock=clock)
     sim = app[fems_sim.SIM]
@@ -219,6 +220,32 @@ async def test_fems_end_to_end(hass: HomeAssistant, start_app: StartApp) -> None
     await timeline.tick(30)
     assert sim.posts == posts  # no keepalive in auto
     assert _state(hass, mode) == "auto"
+
+    # A charge limit in auto: a GreaterOrEquals bound (with the DC-PV offset) under the FEMS's
+    # own control, which would charge about 2.5 kW from the 3 kW of PV; kept alive; max releases.
+    charge_limit = _entity_id(hass, "number", f"{uid}_charge_power_limit")
+    assert _state(hass, charge_limit) == "5000"  # no limit: the maximum
+    assert sim.flows().battery < -1000
+    await _call(hass, "number", SERVICE_SET_VALUE, charge_limit, **{ATTR_VALUE: 1000})
+    assert sim.written == {"ess0/SetActivePowerGreaterOrEquals": 2000}  # -1000 + 3000 DC-PV
+    assert sim.flows().battery >= -1000
+    assert sim.flows().battery == -1000
+    assert _state(hass, charge_limit) == "1000"
+    assert _state(hass, mode) == "auto"
+    posts = sim.posts
+    for _ in range(4):
+        await timeline.tick(30)
+    assert sim.posts >= posts + 4  # the keepalive runs in auto while a limit is set
+    assert sim.written == {"ess0/SetActivePowerGreaterOrEquals": 2000}
+    assert float(_state(hass, power)) == -1000
+    await _call(hass, "number", SERVICE_SET_VALUE, charge_limit, **{ATTR_VALUE: 5000})
+    assert sim.written == {}  # released with null
+    assert sim.flows().battery < -1000
+    assert _state(hass, charge_limit) == "5000"
+    posts = sim.posts
+    await timeline.tick(30)
+    await timeline.tick(30)
+    assert sim.posts == posts  # no limit, no setpoint: no keepalive
 
     # Power mode again, then unload: the keepalive stops and the FEMS timeout releases.
     await _call(hass, "number", SERVICE_SET_VALUE, setpoint, **{ATTR_VALUE: -1500})

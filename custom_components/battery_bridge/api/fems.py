@@ -18,6 +18,9 @@ Writes:
     API, restarted by every POST) and then drops all of them; the Home Assistant layer rewrites the
     command as a keepalive. On a hybrid inverter (FEMS Home) the setpoint is AC-side and includes
     the DC-PV power, so a battery power ``B`` is written as ``S = B + ProductionDcActualPower``.
+    Charge / discharge limits are bounds on the same AC power, in every mode (the FEMS's own
+    control respects them): ``SetActivePowerGreaterOrEquals = -charge_limit + DC-PV`` and
+    ``SetActivePowerLessOrEquals = +discharge_limit + DC-PV``.
 
 Errors:
     401 or JSON-RPC code 1003 -> ``AuthError``; 404 on a GET (no channel matched at all: not a
@@ -163,8 +166,8 @@ READ_CHANNELS: Final[tuple[ChannelSpec, ...]] = (
     API_TIMEOUT,
 )
 
-# Write-only channels of the ESS (+ = discharge, - = charge). LessOrEquals / GreaterOrEquals are kept
-# for the future "hold" and limit commands.
+# Write-only channels of the ESS (+ = discharge, - = charge). LessOrEquals / GreaterOrEquals carry
+# the discharge / charge limits.
 SET_ACTIVE_POWER_EQUALS = ChannelSpec(ESS, "SetActivePowerEquals", ChannelKind.POWER)
 SET_ACTIVE_POWER_LESS_OR_EQUALS = ChannelSpec(ESS, "SetActivePowerLessOrEquals", ChannelKind.POWER)
 SET_ACTIVE_POWER_GREATER_OR_EQUALS = ChannelSpec(
@@ -438,6 +441,8 @@ class FemsBackend:
         # monotonic and wall time of the last accepted POST (the FEMS API timer restarts there)
         self._last_post: tuple[float, datetime] | None = None
         self._written: ControlInstruction | None = None
+        # the limit channels this client wrote a value to (released with null when the limit goes)
+        self._limits_written: set[ChannelSpec] = set()
         self._last_raw: dict[str, object] = {}
 
     @property
@@ -622,6 +627,7 @@ class FemsBackend:
             min_power_w=-round(max_charge) if max_charge is not None else None,
             max_power_w=round(max_discharge) if max_discharge is not None else None,
             command_timeout_s=readings.api_timeout_s,
+            power_limits=True,
         )
 
     def _desired(self) -> ControlInstruction | None:
@@ -654,25 +660,45 @@ class FemsBackend:
         0 if unknown) because the hybrid inverter's setpoint is AC-side. Rewriting is harmless
         and restarts the FEMS API timer (the keepalive).
 
+        The limits are written with the command in both modes, with the same DC-PV offset:
+        ``SetActivePowerGreaterOrEquals = -charge_limit + DC-PV`` and
+        ``SetActivePowerLessOrEquals = discharge_limit + DC-PV``. A limit that is ``None`` is
+        released with ``null`` only when this client wrote it before (since it was created), so a
+        command without limits costs one POST as before, and one with limits one POST per limit
+        more. A limit left by an earlier run of this client expires with the API timeout.
+
         Raises:
             NotSupportedError: read-only entry, or a mode other than AUTO / POWER.
-            CommandRejectedError: POWER without a setpoint, or the FEMS refused the write.
+            CommandRejectedError: POWER without a setpoint, a negative limit, or the FEMS refused
+                the write.
         """
         self._check_battery(battery_id)
         if not self._can_write:
             raise NotSupportedError("this FEMS entry is read-only (no write access at set-up)")
-        match command.mode:
-            case ControlMode.POWER:
-                if command.setpoint_w is None:
-                    raise CommandRejectedError("power mode needs a setpoint")
-                target = round(command.setpoint_w + (self._dc_pv_w or 0.0))
-                await self._post(SET_ACTIVE_POWER_EQUALS, target)
-                instruction = ControlInstruction(ControlMode.POWER, command.setpoint_w)
-            case ControlMode.AUTO:
-                await self._post(SET_ACTIVE_POWER_EQUALS, None)
-                instruction = ControlInstruction(ControlMode.AUTO)
-            case _:
-                raise NotSupportedError(f"the FEMS cannot take the mode {command.mode.value!r}")
+        if command.mode not in (ControlMode.POWER, ControlMode.AUTO):
+            raise NotSupportedError(f"the FEMS cannot take the mode {command.mode.value!r}")
+        if command.mode is ControlMode.POWER and command.setpoint_w is None:
+            raise CommandRejectedError("power mode needs a setpoint")
+        limits = (
+            (SET_ACTIVE_POWER_GREATER_OR_EQUALS, -1, command.charge_limit_w),
+            (SET_ACTIVE_POWER_LESS_OR_EQUALS, 1, command.discharge_limit_w),
+        )
+        if any(limit is not None and limit < 0 for _, _, limit in limits):
+            raise CommandRejectedError("a power limit is a magnitude (>= 0 W)")
+        offset = self._dc_pv_w or 0.0
+        if command.setpoint_w is not None and command.mode is ControlMode.POWER:
+            await self._post(SET_ACTIVE_POWER_EQUALS, round(command.setpoint_w + offset))
+            instruction = ControlInstruction(ControlMode.POWER, command.setpoint_w)
+        else:
+            await self._post(SET_ACTIVE_POWER_EQUALS, None)
+            instruction = ControlInstruction(ControlMode.AUTO)
+        for spec, sign, limit in limits:
+            if limit is not None:
+                await self._post(spec, round(sign * limit + offset))
+                self._limits_written.add(spec)
+            elif spec in self._limits_written:
+                await self._post(spec, None)
+                self._limits_written.discard(spec)
         self._written = replace(instruction, timestamp=_utcnow())
 
     async def async_probe_write(self) -> bool:

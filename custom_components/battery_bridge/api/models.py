@@ -122,6 +122,8 @@ class Capabilities:
     charge power as a negative number, max the largest discharge power.
     ``command_timeout_s``: the device drops a written command after this many seconds unless it is
     rewritten (FEMS API timeout); ``None`` when commands persist.
+    ``power_limits``: the battery takes charge / discharge power limits
+    (``ControlCommand.charge_limit_w`` / ``discharge_limit_w``) in every mode.
     """
 
     modes: tuple[ControlMode, ...] = ()
@@ -129,14 +131,22 @@ class Capabilities:
     min_power_w: int | None = None
     max_power_w: int | None = None
     command_timeout_s: float | None = None
+    power_limits: bool = False
 
 
 @dataclass(frozen=True, slots=True)
 class ControlCommand:
-    """An intent to write: a mode and, for modes that take one, a setpoint in W (+ = discharge)."""
+    """An intent to write: a mode and, for modes that take one, a setpoint in W (+ = discharge).
+
+    ``charge_limit_w`` / ``discharge_limit_w``: the largest charge / discharge power the battery
+    may use, whatever the mode, as magnitudes in W (>= 0); ``None``: no limit (a limit written
+    before is released). Only for batteries with ``Capabilities.power_limits``.
+    """
 
     mode: ControlMode
     setpoint_w: int | None = None
+    charge_limit_w: int | None = None
+    discharge_limit_w: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
