@@ -434,7 +434,13 @@ def check_setpoint(results: Results, page: Page, api: HomeAssistantApi, number: 
         lambda: abs(float(api.state(number)["state"]) - value) <= tolerance,
         timeout=30,
     )
-    box = page.locator("hui-number-entity-row input").first
+    # The Controls card has several number rows (setpoint, charge / discharge limits).
+    box = (
+        page.locator("hui-number-entity-row")
+        .filter(has_text="Power setpoint")
+        .locator("input")
+        .first
+    )
     try:
         page.wait_for_function(
             "([el, v, tol]) => el.value !== '' && Math.abs(Number(el.value) - v) <= tol",
