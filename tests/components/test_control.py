@@ -564,8 +564,8 @@ async def test_no_keepalive_without_timeout(
 
 # Charge / discharge power limits
 
-FEMS_CHARGE_LIMIT = "number.fems_ess0_charge_power_limit"
-FEMS_DISCHARGE_LIMIT = "number.fems_ess0_discharge_power_limit"
+FEMS_CHARGE_LIMIT = "number.fems_ess0_charge_limit"
+FEMS_DISCHARGE_LIMIT = "number.fems_ess0_discharge_limit"
 
 
 def _fems(

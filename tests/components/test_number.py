@@ -143,8 +143,8 @@ async def test_value_shows_reported_setpoint(
     assert hass.states.get(FLEX_SETPOINT).state == "-2000"
 
 
-FEMS_CHARGE_LIMIT = "number.fems_ess0_charge_power_limit"
-FEMS_DISCHARGE_LIMIT = "number.fems_ess0_discharge_power_limit"
+FEMS_CHARGE_LIMIT = "number.fems_ess0_charge_limit"
+FEMS_DISCHARGE_LIMIT = "number.fems_ess0_discharge_limit"
 
 
 @pytest.mark.parametrize("backend_kind", [BackendKind.FEMS])
