@@ -74,6 +74,27 @@ async def _set_discharge_limit(controller: BatteryController, value: float) -> N
     await controller.async_set_discharge_limit(None if value >= high else value)
 
 
+def _power_limit(
+    key: str,
+    limits_fn: Callable[[Capabilities], tuple[int, int]],
+    value_fn: Callable[[BatterySnapshot, BatteryController], float | None],
+    set_fn: Callable[[BatteryController, float], Awaitable[None]],
+) -> BatteryBridgeNumberEntityDescription:
+    """Describe a charge or discharge limit: W, 0 ... the battery's largest power (= no limit)."""
+    return BatteryBridgeNumberEntityDescription(
+        key=key,
+        translation_key=key,
+        device_class=NumberDeviceClass.POWER,
+        native_unit_of_measurement=UnitOfPower.WATT,
+        native_step=1,
+        mode=NumberMode.BOX,
+        exists_fn=lambda s: s.capabilities.power_limits,
+        limits_fn=limits_fn,
+        value_fn=value_fn,
+        set_fn=set_fn,
+    )
+
+
 NUMBERS: tuple[BatteryBridgeNumberEntityDescription, ...] = (
     BatteryBridgeNumberEntityDescription(
         # W, + = discharge, - = charge; created where the battery takes a setpoint.
@@ -88,31 +109,10 @@ NUMBERS: tuple[BatteryBridgeNumberEntityDescription, ...] = (
         value_fn=_setpoint,
         set_fn=lambda controller, value: controller.async_set_power(value),
     ),
-    # W, magnitudes 0 ... the battery's largest charge / discharge power; the maximum = no limit.
     # Created where the battery takes limits (FEMS with write access); they apply in every mode.
-    BatteryBridgeNumberEntityDescription(
-        key="charge_power_limit",
-        translation_key="charge_power_limit",
-        device_class=NumberDeviceClass.POWER,
-        native_unit_of_measurement=UnitOfPower.WATT,
-        native_step=1,
-        mode=NumberMode.BOX,
-        exists_fn=lambda s: s.capabilities.power_limits,
-        limits_fn=_charge_bounds,
-        value_fn=_charge_limit,
-        set_fn=_set_charge_limit,
-    ),
-    BatteryBridgeNumberEntityDescription(
-        key="discharge_power_limit",
-        translation_key="discharge_power_limit",
-        device_class=NumberDeviceClass.POWER,
-        native_unit_of_measurement=UnitOfPower.WATT,
-        native_step=1,
-        mode=NumberMode.BOX,
-        exists_fn=lambda s: s.capabilities.power_limits,
-        limits_fn=_discharge_bounds,
-        value_fn=_discharge_limit,
-        set_fn=_set_discharge_limit,
+    _power_limit("charge_power_limit", _charge_bounds, _charge_limit, _set_charge_limit),
+    _power_limit(
+        "discharge_power_limit", _discharge_bounds, _discharge_limit, _set_discharge_limit
     ),
 )
 
