@@ -326,16 +326,28 @@ class EnodeSimulator:
 SIM = web.AppKey("enode_sim", EnodeSimulator)
 
 
+def _problem_body(kind: str, title: str, detail: str) -> dict[str, str]:
+    return {"type": f"{PROBLEMS}{kind}", "title": title, "detail": detail}
+
+
 def problem(status: int, kind: str, title: str, detail: str) -> web.Response:
     """Return a problem document (``application/json``, as Enode's SDK expects)."""
-    body = {"type": f"{PROBLEMS}{kind}", "title": title, "detail": detail}
-    return web.json_response(body, status=status)
+    return web.json_response(_problem_body(kind, title, detail), status=status)
 
 
-def _not_found(what: str, identifier: str) -> web.Response:
-    return problem(
-        404, "not-found", f"{what} not found", f"Could not find {what} with ID {identifier}"
-    )
+def _find(
+    request: web.Request, table: dict[str, dict[str, Any]], key: str, what: str
+) -> tuple[str, dict[str, Any]]:
+    """Return the id in the path (``key``) and its object; a 404 problem when there is none."""
+    identifier = request.match_info[key]
+    found = table.get(identifier)
+    if found is None:
+        detail = f"Could not find {what} with ID {identifier}"
+        raise web.HTTPNotFound(
+            text=json.dumps(_problem_body("not-found", f"{what} not found", detail)),
+            content_type="application/json",
+        )
+    return identifier, found
 
 
 def _cursor(offset: int) -> str:
@@ -451,21 +463,14 @@ async def handle_list(request: web.Request) -> web.Response:
 
 async def handle_battery(request: web.Request) -> web.Response:
     """``GET /batteries/{id}``."""
-    sim = request.app[SIM]
-    battery_id = request.match_info["battery_id"]
-    battery = sim.batteries.get(battery_id)
-    if battery is None:
-        return _not_found("battery", battery_id)
+    _, battery = _find(request, request.app[SIM].batteries, "battery_id", "battery")
     return web.json_response(battery)
 
 
 async def handle_operation_mode(request: web.Request) -> web.Response:
     """``POST /batteries/{id}/operation-mode {"operationMode": ...}``: creates an Action."""
     sim = request.app[SIM]
-    battery_id = request.match_info["battery_id"]
-    battery = sim.batteries.get(battery_id)
-    if battery is None:
-        return _not_found("battery", battery_id)
+    battery_id, battery = _find(request, sim.batteries, "battery_id", "battery")
     try:
         body = json.loads(await request.text())
     except ValueError:
@@ -491,21 +496,14 @@ async def handle_operation_mode(request: web.Request) -> web.Response:
 
 async def handle_action(request: web.Request) -> web.Response:
     """``GET /batteries/actions/{id}``."""
-    sim = request.app[SIM]
-    action_id = request.match_info["action_id"]
-    action = sim.actions.get(action_id)
-    if action is None:
-        return _not_found("action", action_id)
+    _, action = _find(request, request.app[SIM].actions, "action_id", "action")
     return web.json_response(action)
 
 
 async def handle_cancel(request: web.Request) -> web.Response:
     """``POST /batteries/actions/{id}/cancel``: 409 with the Action when already resolved."""
     sim = request.app[SIM]
-    action_id = request.match_info["action_id"]
-    action = sim.actions.get(action_id)
-    if action is None:
-        return _not_found("action", action_id)
+    _, action = _find(request, sim.actions, "action_id", "action")
     if action["state"] != "PENDING":
         return web.json_response(action, status=409)
     sim.cancel(action)
@@ -515,9 +513,7 @@ async def handle_cancel(request: web.Request) -> web.Response:
 async def handle_refresh_hint(request: web.Request) -> web.Response:
     """``POST /batteries/{id}/refresh-hint``: 204."""
     sim = request.app[SIM]
-    battery_id = request.match_info["battery_id"]
-    if battery_id not in sim.batteries:
-        return _not_found("battery", battery_id)
+    battery_id, _ = _find(request, sim.batteries, "battery_id", "battery")
     sim.refresh_hints.append(battery_id)
     return web.Response(status=204)
 
