@@ -54,7 +54,6 @@ from datetime import UTC, datetime
 from enum import Enum
 import hashlib
 import hmac
-import json
 import logging
 import math
 import re
@@ -64,6 +63,7 @@ from urllib.parse import quote
 
 import aiohttp
 
+from ._json import loads_strict, type_name
 from .errors import (
     AuthError,
     BackendError,
@@ -177,13 +177,9 @@ class EnodeBattery:
     capabilities: Capabilities
 
 
-def _type_name(value: object) -> str:
-    return "null" if value is None else type(value).__name__
-
-
 def _object(value: object, field: str) -> Mapping[str, Any]:
     if not isinstance(value, Mapping):
-        raise ProtocolError(f"Enode {field}: expected an object, got {_type_name(value)}")
+        raise ProtocolError(f"Enode {field}: expected an object, got {type_name(value)}")
     return value
 
 
@@ -198,7 +194,7 @@ def _optional_str(parent: Mapping[str, Any], key: str, field: str) -> str | None
     if value is None:
         return None
     if not isinstance(value, str):
-        raise ProtocolError(f"Enode {field}.{key}: expected a string, got {_type_name(value)}")
+        raise ProtocolError(f"Enode {field}.{key}: expected a string, got {type_name(value)}")
     return value
 
 
@@ -213,7 +209,7 @@ def _optional_bool(parent: Mapping[str, Any], key: str, field: str) -> bool | No
     value = parent.get(key)
     if value is None or isinstance(value, bool):
         return value
-    raise ProtocolError(f"Enode {field}.{key}: expected a boolean, got {_type_name(value)}")
+    raise ProtocolError(f"Enode {field}.{key}: expected a boolean, got {type_name(value)}")
 
 
 def _optional_number(
@@ -224,7 +220,7 @@ def _optional_number(
     if value is None:
         return None
     if isinstance(value, bool) or not isinstance(value, int | float):
-        raise ProtocolError(f"Enode {field}.{key}: expected a number, got {_type_name(value)}")
+        raise ProtocolError(f"Enode {field}.{key}: expected a number, got {type_name(value)}")
     try:
         result = float(value) * factor
     except OverflowError as err:  # an integer beyond the float range
@@ -408,10 +404,6 @@ def verify_webhook_signature(secret: str, body: bytes, header: str | None) -> bo
         return False
     expected = hmac.new(secret.encode("utf-8"), body, hashlib.sha1).hexdigest()
     return hmac.compare_digest(expected, digest.lower())
-
-
-def _reject_constant(name: str) -> object:
-    raise ValueError(f"non-standard JSON constant {name}")
 
 
 # --------------------------------------------------------------------------------------------------
@@ -725,7 +717,7 @@ class EnodeBackend:
         page = _object(payload, "battery list")
         data = page.get("data")
         if not isinstance(data, list):
-            raise ProtocolError(f"Enode battery list.data: expected a list, got {_type_name(data)}")
+            raise ProtocolError(f"Enode battery list.data: expected a list, got {type_name(data)}")
         pagination = _optional_object(page, "pagination", "battery list")
         after = _optional_str(pagination, "after", "battery list.pagination")
         return [parse_battery(item) for item in data], after or None
@@ -791,7 +783,7 @@ class EnodeBackend:
         if "html" in reply.content_type or stripped.startswith(b"<"):
             raise ProtocolError(f"Enode {what}: an HTML page instead of JSON (HTTP {reply.status})")
         try:
-            return json.loads(stripped, parse_constant=_reject_constant)
+            return loads_strict(stripped)
         except (ValueError, RecursionError) as err:
             raise ProtocolError(f"Enode {what}: malformed JSON (HTTP {reply.status})") from err
 

@@ -48,6 +48,7 @@ from typing import ClassVar, Final
 import aiohttp
 from yarl import URL
 
+from ._json import loads_strict
 from .errors import (
     AuthError,
     BackendError,
@@ -383,10 +384,6 @@ def _jsonrpc_error(body: bytes) -> tuple[int | None, str]:
     )
 
 
-def _reject_constant(name: str) -> object:
-    raise ValueError(f"non-standard JSON constant {name}")
-
-
 class FemsBackend:
     """One FEMS (one ESS) over the REST/JSON API.
 
@@ -484,7 +481,7 @@ class FemsBackend:
         if body.lstrip().startswith(b"<"):
             raise ProtocolError(f"FEMS sent an HTML page instead of JSON for {where}")
         try:
-            return json.loads(body, parse_constant=_reject_constant)
+            return loads_strict(body)
         except (ValueError, RecursionError) as err:
             raise ProtocolError(f"FEMS sent invalid JSON for {where}") from err
 

@@ -43,6 +43,7 @@ from typing import Any, ClassVar, Final
 
 import aiohttp
 
+from ._json import type_name
 from .errors import (
     AuthError,
     BackendError,
@@ -141,10 +142,6 @@ CAPABILITY_MODES: Final = (ControlMode.POWER, ControlMode.PCC, ControlMode.AUTO)
 # --------------------------------------------------------------------------------------------------
 
 
-def _type_name(value: object) -> str:
-    return "null" if value is None else type(value).__name__
-
-
 def _decimal(raw: object, field: str) -> Decimal:
     """Return a JSON number (or numeric string) as a Decimal; None (proto3 default) is 0."""
     if raw is None:
@@ -162,7 +159,7 @@ def _decimal(raw: object, field: str) -> Decimal:
         if len(text) > _MAX_NUMBER_STRING or not _DECIMAL_RE.fullmatch(text):
             raise ProtocolError(f"{field}: not a number")
         return Decimal(text)
-    raise ProtocolError(f"{field}: expected a number, got {_type_name(raw)}")
+    raise ProtocolError(f"{field}: expected a number, got {type_name(raw)}")
 
 
 def _integer(raw: object, field: str, low: int, high: int) -> int:
@@ -191,7 +188,7 @@ def parse_scaled_number(value: object, field: str = "scaled number") -> float:
         ProtocolError: The value is not an object, or a member has the wrong type or range.
     """
     if not isinstance(value, Mapping):
-        raise ProtocolError(f"{field}: expected an object, got {_type_name(value)}")
+        raise ProtocolError(f"{field}: expected an object, got {type_name(value)}")
     number = _decimal(value.get("number"), f"{field}.number")
     if not INT64_MIN <= number <= INT64_MAX:
         raise ProtocolError(f"{field}.number: out of the 64-bit range")
@@ -257,7 +254,7 @@ def _timestamp(raw: object, field: str) -> datetime | None:
 
 def _object(value: object, field: str) -> Mapping[str, Any]:
     if not isinstance(value, Mapping):
-        raise ProtocolError(f"{field}: expected an object, got {_type_name(value)}")
+        raise ProtocolError(f"{field}: expected an object, got {type_name(value)}")
     return value
 
 
@@ -719,7 +716,7 @@ class FlexConnectBackend:
             raise self._error(name, status, payload, retry_after, battery_request=True)
         reply = self._decode(data, content_type, name)
         if not isinstance(reply, dict):
-            raise ProtocolError(f"FlexConnect {name}: expected an object, got {_type_name(reply)}")
+            raise ProtocolError(f"FlexConnect {name}: expected an object, got {type_name(reply)}")
         if _error_details(reply) is not None:
             raise self._error(name, status, reply, retry_after, battery_request=True)
         header = reply.get("header")
