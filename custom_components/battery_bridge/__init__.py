@@ -21,8 +21,9 @@ from .coordinator import (
     BatteryCoordinator,
     BatteryRuntime,
     async_delete_battery_gone_issues,
+    configured_battery_ids,
 )
-from .new_batteries import async_remember_declined, async_watch_account, configured_battery_ids
+from .new_batteries import async_remember_declined, async_watch_account
 from .overrides import override_store
 from .services import async_setup_services
 

@@ -93,6 +93,7 @@ from .const import (
     MIN_SCAN_INTERVAL,
     SUBENTRY_BATTERY,
 )
+from .coordinator import configured_battery_ids
 
 # Form fields that are not stored as such
 CONF_BATTERY_IDS = "battery_ids"  # FlexConnect: identifiers (text); Enode: the chosen batteries
@@ -275,13 +276,6 @@ def _subentries(batteries: Iterable[BatteryInfo]) -> list[ConfigSubentryData]:
             unique_id=info.battery_id,
         )
         for info in batteries
-    ]
-
-
-def _configured_ids(entry: ConfigEntry) -> list[str]:
-    return [
-        subentry.data[CONF_BATTERY_ID]
-        for subentry in entry.get_subentries_of_type(SUBENTRY_BATTERY)
     ]
 
 
@@ -624,7 +618,7 @@ class BatteryBridgeConfigFlow(ConfigFlow, domain=DOMAIN):
 
             async def probe(backend: Backend) -> None:
                 await backend.async_validate()
-                for battery_id in _configured_ids(entry):
+                for battery_id in configured_battery_ids(entry):
                     await _async_battery_info(backend, battery_id)
 
             if not (check := await _async_check(self.hass, data, probe)).errors:
@@ -690,7 +684,7 @@ class BatteryBridgeConfigFlow(ConfigFlow, domain=DOMAIN):
                     found.update(b.battery_id for b in await backend.async_list_batteries())
 
                 check = await _async_check(self.hass, data, probe)
-                missing = [b for b in _configured_ids(entry) if b not in found]
+                missing = [b for b in configured_battery_ids(entry) if b not in found]
                 if not check.errors and missing:
                     check.errors["base"] = "batteries_missing"
                     check.placeholders["battery_ids"] = ", ".join(missing)
@@ -731,7 +725,7 @@ class BatterySubentryFlow(ConfigSubentryFlow):
         check = _Check()
         if user_input is not None:
             battery_id = _flexconnect_id(user_input[CONF_BATTERY_ID])
-            if battery_id in _configured_ids(entry):
+            if battery_id in configured_battery_ids(entry):
                 return self.async_abort(reason="already_configured")
             if not battery_id:
                 check.errors[CONF_BATTERY_ID] = "no_battery_ids"
@@ -766,7 +760,7 @@ class BatterySubentryFlow(ConfigSubentryFlow):
         entry = self._get_entry()
         if user_input is not None:
             info = self._offered[user_input[CONF_BATTERY_ID]]
-            if info.battery_id in _configured_ids(entry):  # added meanwhile in another flow
+            if info.battery_id in configured_battery_ids(entry):  # added meanwhile in another flow
                 return self.async_abort(reason="already_configured")
             return self.async_create_entry(
                 title=info.name, data={CONF_BATTERY_ID: info.battery_id}, unique_id=info.battery_id
@@ -778,7 +772,7 @@ class BatterySubentryFlow(ConfigSubentryFlow):
 
         if (check := await _async_check(self.hass, entry.data, probe)).errors:
             return self.async_abort(reason=check.errors["base"])
-        configured = set(_configured_ids(entry))
+        configured = set(configured_battery_ids(entry))
         self._offered = {b.battery_id: b for b in batteries if b.battery_id not in configured}
         if not self._offered:
             return self.async_abort(reason="no_more_batteries")

@@ -303,7 +303,7 @@ class BatteryController:
         A running override keeps running: its command and its fallback get the new limit.
         """
         capabilities = self._snapshot.capabilities
-        battery = self.coordinator.subentry.title or self.coordinator.battery_id
+        battery = self.coordinator.battery_name
         if not capabilities.power_limits:
             raise ServiceValidationError(
                 translation_domain=DOMAIN,
@@ -396,7 +396,7 @@ class BatteryController:
         counts as none.
         """
         capabilities = self._snapshot.capabilities
-        battery = {"battery": self.coordinator.subentry.title or self.coordinator.battery_id}
+        battery = {"battery": self.coordinator.battery_name}
         if not settable_modes(capabilities):
             raise ServiceValidationError(
                 translation_domain=DOMAIN,
@@ -463,9 +463,7 @@ class BatteryController:
             raise ServiceValidationError(
                 translation_domain=DOMAIN,
                 translation_key="override_no_fallback",
-                translation_placeholders={
-                    "battery": self.coordinator.subentry.title or self.coordinator.battery_id
-                },
+                translation_placeholders={"battery": self.coordinator.battery_name},
             )
         return self._command_for_mode(mode)
 
@@ -564,7 +562,7 @@ class BatteryController:
         """Call the backend; map its errors to translated Home Assistant errors."""
         coordinator = self.coordinator
         LOGGER.debug("Writing %s to %s", command, coordinator.name)
-        placeholders = {"battery": coordinator.subentry.title or coordinator.battery_id}
+        placeholders = {"battery": coordinator.battery_name}
         try:
             await coordinator.backend.async_apply(coordinator.battery_id, command)
         except NotSupportedError as err:

@@ -31,6 +31,7 @@ from .const import (
     LOGGER,
     MIN_SCAN_INTERVAL,
     PENDING_SCAN_INTERVAL,
+    SUBENTRY_BATTERY,
 )
 
 if TYPE_CHECKING:
@@ -88,6 +89,14 @@ def async_delete_battery_gone_issues(
             ir.async_delete_issue(hass, DOMAIN, issue_id)
 
 
+def configured_battery_ids(entry: ConfigEntry) -> list[str]:
+    """Return the ids of the batteries the entry has subentries for, in their order."""
+    return [
+        subentry.data[CONF_BATTERY_ID]
+        for subentry in entry.get_subentries_of_type(SUBENTRY_BATTERY)
+    ]
+
+
 def scan_interval(entry: ConfigEntry, kind: BackendKind) -> timedelta:
     """Return the poll interval: the option if set, else the backend's default; never below its minimum."""
     seconds = entry.options.get(CONF_SCAN_INTERVAL)
@@ -121,6 +130,8 @@ class BatteryCoordinator(DataUpdateCoordinator[BatterySnapshot]):
         self.kind = kind
         self.subentry = subentry
         self.battery_id: str = subentry.data[CONF_BATTERY_ID]
+        self.battery_name: str = subentry.title or self.battery_id
+        """How messages name the battery: its subentry's title, else its id."""
         self.fetch_started_at: datetime | None = None
         """When the poll that produced ``data`` started (a write after it may not show in it)."""
         self._issue_may_exist = True  # an earlier set-up of the entry may have left one
@@ -128,7 +139,7 @@ class BatteryCoordinator(DataUpdateCoordinator[BatterySnapshot]):
             hass,
             LOGGER,
             config_entry=entry,
-            name=f"{subentry.title or self.battery_id} ({kind})",
+            name=f"{self.battery_name} ({kind})",
             update_interval=scan_interval(entry, kind),
             always_update=False,
         )
@@ -136,7 +147,7 @@ class BatteryCoordinator(DataUpdateCoordinator[BatterySnapshot]):
     async def _async_update_data(self) -> BatterySnapshot:
         """Fetch one snapshot."""
         started = dt_util.utcnow()
-        placeholders = {"battery": self.subentry.title or self.battery_id}
+        placeholders = {"battery": self.battery_name}
         try:
             snapshot = await self.backend.async_get_snapshot(self.battery_id)
         except AuthError as err:
@@ -193,7 +204,7 @@ class BatteryCoordinator(DataUpdateCoordinator[BatterySnapshot]):
             severity=ir.IssueSeverity.ERROR,
             translation_key=ISSUE_BATTERY_GONE,
             translation_placeholders={
-                "battery": self.subentry.title or self.battery_id,
+                "battery": self.battery_name,
                 "entry": self.config_entry.title,
             },
             data={

@@ -24,19 +24,11 @@ from homeassistant.helpers.event import async_call_later, async_track_time_inter
 
 from .api import Backend, BackendError, BackendKind
 from .const import CONF_BATTERY_ID, CONF_DECLINED_BATTERIES, DOMAIN, LOGGER, SUBENTRY_BATTERY
+from .coordinator import configured_battery_ids
 
 LISTS_BATTERIES: Final = frozenset({BackendKind.ENODE})
 CHECK_INTERVAL: Final = timedelta(minutes=30)
 FIRST_CHECK_DELAY: Final = timedelta(seconds=30)
-
-
-def configured_battery_ids(entry: ConfigEntry) -> set[str]:
-    """Return the ids of the batteries the entry has subentries for."""
-    return {
-        subentry.data[CONF_BATTERY_ID]
-        for subentry in entry.subentries.values()
-        if subentry.subentry_type == SUBENTRY_BATTERY
-    }
 
 
 def declined_battery_ids(entry: ConfigEntry) -> set[str]:
@@ -59,7 +51,7 @@ def async_watch_account(
             # The coordinators report outages; a missed check is caught up at the next one.
             LOGGER.debug("Could not list the batteries of %s: %s", entry.title, err)
             return
-        known = configured_battery_ids(entry) | declined_battery_ids(entry)
+        known = set(configured_battery_ids(entry)) | declined_battery_ids(entry)
         for info in batteries:
             if info.battery_id in known:
                 continue
@@ -87,7 +79,7 @@ def async_remember_declined(
     """Keep ``declined_batteries`` in step with batteries removed or added since set-up."""
     if kind not in LISTS_BATTERIES:
         return
-    before, now = set(set_up_with), configured_battery_ids(entry)
+    before, now = set(set_up_with), set(configured_battery_ids(entry))
     declined = (declined_battery_ids(entry) | (before - now)) - now
     if declined != declined_battery_ids(entry):
         hass.config_entries.async_update_entry(

@@ -20,11 +20,8 @@ from custom_components.battery_bridge.const import (
     DOMAIN,
     SUBENTRY_BATTERY,
 )
-from custom_components.battery_bridge.new_batteries import (
-    CHECK_INTERVAL,
-    FIRST_CHECK_DELAY,
-    configured_battery_ids,
-)
+from custom_components.battery_bridge.coordinator import configured_battery_ids
+from custom_components.battery_bridge.new_batteries import CHECK_INTERVAL, FIRST_CHECK_DELAY
 
 from .conftest import ENODE_ID_1, ENODE_ID_2, ENTRY_DATA, ENTRY_IDS, FakeBackend, enode_snapshots
 
@@ -113,12 +110,12 @@ async def test_new_battery_on_the_account_is_added(
     snapshot_2 = mock_backend.snapshots.pop(ENODE_ID_2)  # not on the account yet
     await _set_up(hass, entry, freezer)
     assert mock_backend.list_calls == 1
-    assert configured_battery_ids(entry) == {ENODE_ID_1}
+    assert set(configured_battery_ids(entry)) == {ENODE_ID_1}
 
     mock_backend.snapshots[ENODE_ID_2] = snapshot_2  # linked in the vendor's app
     await _tick(hass, freezer, CHECK_INTERVAL - FIRST_CHECK_DELAY)
     assert mock_backend.list_calls == 2
-    assert configured_battery_ids(entry) == {ENODE_ID_1, ENODE_ID_2}
+    assert set(configured_battery_ids(entry)) == {ENODE_ID_1, ENODE_ID_2}
     added = next(s for s in entry.subentries.values() if s.data[CONF_BATTERY_ID] == ENODE_ID_2)
     assert (added.title, added.unique_id) == ("Enphase IQ", ENODE_ID_2)
     assert entry.state is ConfigEntryState.LOADED
@@ -135,7 +132,7 @@ async def test_battery_present_at_start_up_is_added(
     await hass.async_block_till_done()
     assert mock_backend.list_calls == 0  # not during set-up
     await _tick(hass, freezer, FIRST_CHECK_DELAY)
-    assert configured_battery_ids(entry) == {ENODE_ID_1, ENODE_ID_2}
+    assert set(configured_battery_ids(entry)) == {ENODE_ID_1, ENODE_ID_2}
     assert _has_entities(hass, ENODE_ID_2)
 
 
@@ -147,7 +144,7 @@ async def test_declined_battery_is_not_added(
     await _set_up(hass, entry, freezer)
     await _tick(hass, freezer, CHECK_INTERVAL)
     assert mock_backend.list_calls == 2
-    assert configured_battery_ids(entry) == {ENODE_ID_1}
+    assert set(configured_battery_ids(entry)) == {ENODE_ID_1}
     assert not _has_entities(hass, ENODE_ID_2)
 
 
@@ -164,7 +161,7 @@ async def test_removed_battery_is_declined_and_added_back_by_hand(
     await hass.async_block_till_done(wait_background_tasks=True)
     assert entry.data[CONF_DECLINED_BATTERIES] == [ENODE_ID_2]
     await _tick(hass, freezer, CHECK_INTERVAL)
-    assert configured_battery_ids(entry) == {ENODE_ID_1}  # not added back by the watch
+    assert set(configured_battery_ids(entry)) == {ENODE_ID_1}  # not added back by the watch
 
     hass.config_entries.async_add_subentry(
         entry,
@@ -192,12 +189,12 @@ async def test_listing_fails_quietly(
     mock_backend.list_error = CannotConnectError("Enode API unreachable")
     await _set_up(hass, entry, freezer)
     assert entry.state is ConfigEntryState.LOADED
-    assert configured_battery_ids(entry) == {ENODE_ID_1}
+    assert set(configured_battery_ids(entry)) == {ENODE_ID_1}
     assert "Could not list the batteries of Enode test: Enode API unreachable" in caplog.text
 
     mock_backend.list_error = None
     await _tick(hass, freezer, CHECK_INTERVAL)
-    assert configured_battery_ids(entry) == {ENODE_ID_1, ENODE_ID_2}
+    assert set(configured_battery_ids(entry)) == {ENODE_ID_1, ENODE_ID_2}
 
 
 async def test_watch_stops_on_unload(
