@@ -426,7 +426,31 @@ class BatteryBridgeSensor(BatteryBridgeEntity, SensorEntity):
         return self.entity_description.value_fn(self.snapshot)
 
 
-class BatteryBridgeTotalSensor(BatteryBridgeSensor, RestoreSensor):
+class _RestoredSensor(BatteryBridgeSensor, RestoreEntity):
+    """A sensor that keeps state of its own, restored at start and fed each new snapshot."""
+
+    async def async_added_to_hass(self) -> None:
+        """Restore the state from before the restart, then take the current snapshot."""
+        await super().async_added_to_hass()
+        await self._async_restore()
+        self._read()
+
+    @callback
+    def _handle_coordinator_update(self) -> None:
+        """Take the new snapshot, then write the state."""
+        self._read()
+        super()._handle_coordinator_update()
+
+    async def _async_restore(self) -> None:
+        """Take up what was restored (subclasses)."""
+        raise NotImplementedError
+
+    def _read(self) -> None:
+        """Take the latest snapshot into the sensor's own state (subclasses)."""
+        raise NotImplementedError
+
+
+class BatteryBridgeTotalSensor(_RestoredSensor, RestoreSensor):
     """A cumulative total that a glitch cannot send backwards, also across restarts.
 
     A FEMS reports near-zero energy totals for a while after it restarts; passed on, Home
@@ -443,21 +467,13 @@ class BatteryBridgeTotalSensor(BatteryBridgeSensor, RestoreSensor):
         self._total = MonotonicTotal()
         self._value: float | None = None
 
-    async def async_added_to_hass(self) -> None:
-        """Seed the filter with the value from before the restart, then take the current one."""
-        await super().async_added_to_hass()
+    async def _async_restore(self) -> None:
+        """Seed the filter with the value from before the restart."""
         last = await self.async_get_last_sensor_data()
         if last is not None and isinstance(last.native_value, int | float | Decimal):
             self._total.seed(float(last.native_value))
-        self._update_value()
 
-    @callback
-    def _handle_coordinator_update(self) -> None:
-        """Filter the new total, then write the state."""
-        self._update_value()
-        super()._handle_coordinator_update()
-
-    def _update_value(self) -> None:
+    def _read(self) -> None:
         value = self.entity_description.value_fn(self.snapshot)
         self._value = self._total.filter(None if value is None else float(value))
 
@@ -467,7 +483,7 @@ class BatteryBridgeTotalSensor(BatteryBridgeSensor, RestoreSensor):
         return self._value
 
 
-class BatteryBridgeStoredEnergySensor(BatteryBridgeSensor, RestoreEntity):
+class BatteryBridgeStoredEnergySensor(_RestoredSensor):
     """An energy total derived from the stored energy (see ``StoredEnergyCounter``).
 
     The count and the last reading survive restarts of Home Assistant (restore data), so the
@@ -482,18 +498,10 @@ class BatteryBridgeStoredEnergySensor(BatteryBridgeSensor, RestoreEntity):
         # _sensor_class picks this class only for descriptions with a direction.
         self._counter = StoredEnergyCounter(description.stored_energy_direction or 1)
 
-    async def async_added_to_hass(self) -> None:
-        """Continue the count from before the restart, then take the current reading."""
-        await super().async_added_to_hass()
+    async def _async_restore(self) -> None:
+        """Continue the count from before the restart."""
         if (last := await self.async_get_last_extra_data()) is not None:
             self._counter.restore(last.as_dict())
-        self._read()
-
-    @callback
-    def _handle_coordinator_update(self) -> None:
-        """Count the change of the stored energy, then write the state."""
-        self._read()
-        super()._handle_coordinator_update()
 
     def _read(self) -> None:
         state = self.snapshot.state
