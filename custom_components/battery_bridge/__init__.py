@@ -23,8 +23,10 @@ from .coordinator import (
     async_delete_battery_gone_issues,
     configured_battery_ids,
 )
+from .llm_api import async_register_llm_api
 from .new_batteries import async_remember_declined, async_watch_account
 from .overrides import override_store
+from .sentences import async_setup_sentences, async_update_sentences
 from .services import async_setup_services
 
 CONFIG_SCHEMA = cv.config_entry_only_config_schema(DOMAIN)
@@ -38,8 +40,10 @@ PLATFORMS: list[Platform] = [
 
 
 async def async_setup(hass: HomeAssistant, config: ConfigType) -> bool:
-    """Set up the Battery Bridge domain: its actions (configuration happens in config entries)."""
+    """Set up the Battery Bridge domain: actions, Assist sentences, the LLM API (entries configure)."""
     async_setup_services(hass)
+    async_setup_sentences(hass)
+    async_register_llm_api(hass)
     return True
 
 
@@ -120,6 +124,8 @@ async def async_setup_entry(hass: HomeAssistant, entry: BatteryBridgeConfigEntry
     async_watch_account(hass, entry, backend, kind)
 
     await hass.config_entries.async_forward_entry_setups(entry, PLATFORMS)
+    entry.async_on_unload(lambda: async_update_sentences(hass))
+    async_update_sentences(hass)
     return True
 
 

@@ -1,0 +1,272 @@
+"""The intents (intent.py), the shared voice helpers (voice.py) and the sentence triggers' edges."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from typing import Any
+
+from homeassistant.components.homeassistant.exposed_entities import async_expose_entity
+from homeassistant.core import Context, HomeAssistant
+from homeassistant.exceptions import HomeAssistantError
+from homeassistant.helpers import device_registry as dr, entity_registry as er, intent
+from homeassistant.setup import async_setup_component
+import pytest
+from pytest_homeassistant_custom_component.common import MockConfigEntry
+
+from custom_components.battery_bridge.api import (
+    BackendKind,
+    BatterySnapshot,
+    CannotConnectError,
+    ControlCommand,
+    ControlMode,
+)
+from custom_components.battery_bridge.intent import (
+    INTENT_GET_STATE,
+    INTENT_SET_MODE,
+    INTENT_SET_POWER,
+    INTENT_START_OVERRIDE,
+    INTENT_STOP_OVERRIDE,
+)
+from custom_components.battery_bridge.sentences import DATA_SENTENCES
+from custom_components.battery_bridge.voice import Speech, async_speech, parse_number
+
+from .conftest import FEMS_ID, FakeBackend, flexconnect_snapshots
+from .test_conversation import expose, say
+
+
+@pytest.fixture
+async def intents(hass: HomeAssistant, init_integration: MockConfigEntry) -> MockConfigEntry:
+    """The intent integration (it registers ours) and exposure settings, nothing exposed yet."""
+    assert await async_setup_component(hass, "homeassistant", {})
+    assert await async_setup_component(hass, "intent", {})
+    await hass.async_block_till_done()
+    return init_integration
+
+
+async def handle(
+    hass: HomeAssistant,
+    intent_type: str,
+    slots: dict[str, Any],
+    *,
+    language: str = "en",
+    assistant: str | None = "conversation",
+) -> intent.IntentResponse:
+    return await intent.async_handle(
+        hass,
+        "test",
+        intent_type,
+        {key: {"value": value} for key, value in slots.items()},
+        context=Context(),
+        language=language,
+        assistant=assistant,
+    )
+
+
+def speech(response: intent.IntentResponse) -> str:
+    text: str = response.speech["plain"]["speech"]
+    return text
+
+
+@pytest.mark.parametrize(
+    ("text", "number"),
+    [
+        ("-1500", -1500),
+        ("minus 1,500", -1500),
+        ("1.500", 1500),
+        ("1,5", 1.5),
+        ("2.25", 2.25),
+        ("two", 2),
+        ("zwei", 2),
+        ("an", 1),
+        ("eineinhalb", 1.5),
+        ("80%", 80),
+        ("negative 3", -3),
+        ("lots", None),
+        ("", None),
+        ("nan", None),
+        ("inf", None),
+    ],
+)
+def test_parse_number(text: str, number: float | None) -> None:
+    assert parse_number(text) == number
+
+
+async def test_speech_fallbacks(hass: HomeAssistant, init_integration: MockConfigEntry) -> None:
+    """Missing translations fall back to English, then to the key; odd placeholders stay."""
+    french = await async_speech(hass, "fr")
+    assert french.say("voice_soc", battery="B", soc="5") == "B is at 5 %."
+    assert french.say("no_such_key") == "no_such_key"
+    assert french.say("voice_soc") == "{battery} is at {soc} %."
+    assert french.mode("turbo_boost") == "turbo boost"
+    assert french.override("charge") == "Charging"
+    assert french.error(HomeAssistantError("plain message")) == "plain message"
+    assert Speech("en", {}, {}).override("hold") == "hold"
+
+
+async def test_intents_registered(hass: HomeAssistant, intents: MockConfigEntry) -> None:
+    registered = {handler.intent_type for handler in intent.async_get(hass)}
+    assert {
+        INTENT_GET_STATE,
+        INTENT_SET_POWER,
+        INTENT_SET_MODE,
+        INTENT_START_OVERRIDE,
+        INTENT_STOP_OVERRIDE,
+    } <= registered
+
+
+async def test_exposure(
+    hass: HomeAssistant, intents: MockConfigEntry, mock_backend: FakeBackend
+) -> None:
+    """An assistant sees only exposed batteries; a call without an assistant sees all."""
+    response = await handle(hass, INTENT_GET_STATE, {"battery": "FEMS ess0", "what": "soc"})
+    assert response.response_type is intent.IntentResponseType.ERROR
+    assert response.error_code is intent.IntentResponseErrorCode.NO_VALID_TARGETS
+    assert speech(response) == "FEMS ess0 is not exposed to Assist."
+    response = await handle(
+        hass, INTENT_GET_STATE, {"battery": "fems ESS0", "what": "soc"}, assistant=None
+    )
+    assert response.response_type is intent.IntentResponseType.QUERY_ANSWER
+    assert speech(response) == "FEMS ess0 is at 72 %."
+    assert response.speech_slots["soc"] == 72.0
+    assert response.success_results[0].name == "FEMS ess0"
+    # By device id, as the sentences do.
+    device_id = response.success_results[0].id
+    assert device_id
+    response = await handle(
+        hass, INTENT_SET_POWER, {"battery": device_id, "power": -100}, assistant=None
+    )
+    assert speech(response) == "FEMS ess0 charges with 100 W."
+    assert mock_backend.applied == [
+        (FEMS_ID, ControlCommand(mode=ControlMode.POWER, setpoint_w=-100))
+    ]
+
+
+async def test_unknown_battery(hass: HomeAssistant, intents: MockConfigEntry) -> None:
+    expose(hass, intents)
+    response = await handle(hass, INTENT_SET_POWER, {"battery": "Garage", "power": 1})
+    assert response.error_code is intent.IntentResponseErrorCode.NO_VALID_TARGETS
+    assert speech(response) == "I don't know a battery called Garage. Batteries: FEMS ess0."
+    response = await handle(hass, INTENT_STOP_OVERRIDE, {"battery": "Garage"}, language="de")
+    assert speech(response) == "Ich kenne keine Batterie namens Garage. Batterien: FEMS ess0."
+
+
+async def test_unknown_mode(hass: HomeAssistant, intents: MockConfigEntry) -> None:
+    expose(hass, intents)
+    response = await handle(hass, INTENT_SET_MODE, {"battery": "FEMS ess0", "mode": "turbo"})
+    assert response.error_code is intent.IntentResponseErrorCode.FAILED_TO_HANDLE
+    assert speech(response) == "FEMS ess0 has no mode turbo. Modes: Auto, Power."
+    response = await handle(hass, INTENT_SET_MODE, {"battery": "FEMS ess0", "mode": "power"})
+    assert speech(response) == "FEMS ess0 is set to Power."
+
+
+async def test_unavailable_battery(
+    hass: HomeAssistant, intents: MockConfigEntry, mock_backend: FakeBackend
+) -> None:
+    expose(hass, intents)
+    mock_backend.get_error = CannotConnectError("down")
+    coordinator = intents.runtime_data.batteries["sub_1"].coordinator
+    await coordinator.async_refresh()
+    assert not coordinator.last_update_success
+    response = await handle(hass, INTENT_GET_STATE, {"battery": "FEMS ess0"}, language="de")
+    assert speech(response) == "FEMS ess0 ist gerade nicht erreichbar."
+
+
+async def test_unknown_values(
+    hass: HomeAssistant, intents: MockConfigEntry, mock_backend: FakeBackend
+) -> None:
+    """Values the battery does not report are said to be unknown."""
+    expose(hass, intents)
+    mock_backend.set_state(FEMS_ID, state_of_charge=None, power_w=None)
+    mock_backend.set_control(FEMS_ID, current=None)
+    await intents.runtime_data.batteries["sub_1"].coordinator.async_refresh()
+    response = await handle(hass, INTENT_GET_STATE, {"battery": "FEMS ess0"})
+    assert speech(response) == (
+        "The state of charge of FEMS ess0 is not known. The power of FEMS ess0 is not known. "
+        "FEMS ess0 is in mode Auto. The setpoint of FEMS ess0 is not known. "
+        "No override is running on FEMS ess0."
+    )
+
+
+async def test_override_with_time_and_target(
+    hass: HomeAssistant, intents: MockConfigEntry, mock_backend: FakeBackend
+) -> None:
+    expose(hass, intents)
+    response = await handle(
+        hass,
+        INTENT_START_OVERRIDE,
+        {
+            "battery": "FEMS ess0",
+            "mode": "discharge",
+            "duration": 60,
+            "until_soc": 30,
+            "power": 800,
+        },
+        language="de",
+    )
+    assert speech(response).startswith("FEMS ess0: Übersteuerung Entladen bis ")
+    assert speech(response).endswith(" Uhr oder 30 %.")
+    assert mock_backend.applied == [
+        (FEMS_ID, ControlCommand(mode=ControlMode.POWER, setpoint_w=800))
+    ]
+    response = await handle(hass, INTENT_GET_STATE, {"battery": "FEMS ess0", "what": "override"})
+    assert " or 30 %." in speech(response)
+    assert response.speech_slots["override"] == "discharge"
+    assert response.speech_slots["override_until_soc"] == 30
+
+
+def _same_names() -> dict[str, BatterySnapshot]:
+    snapshots = flexconnect_snapshots()
+    return {
+        battery_id: replace(snapshot, info=replace(snapshot.info, name="Battery"))
+        for battery_id, snapshot in snapshots.items()
+    }
+
+
+@pytest.mark.parametrize("backend_kind", [BackendKind.FLEXCONNECT])
+@pytest.mark.parametrize("fake_snapshots", [pytest.param(_same_names(), id="same_names")])
+async def test_two_batteries_with_one_name(
+    hass: HomeAssistant, intents: MockConfigEntry, mock_backend: FakeBackend
+) -> None:
+    """A name two batteries share is ambiguous (spoken); each still answers to its other names."""
+    assert await async_setup_component(hass, "conversation", {})
+    expose(hass, intents)
+    registry = er.async_get(hass)
+    await hass.async_block_till_done()
+    assert await say(hass, "how full is battery") == (
+        "Several batteries are called battery; rename one of them."
+    )
+    device_id = er.async_entries_for_config_entry(registry, intents.entry_id)[0].device_id
+    assert device_id
+    dr.async_get(hass).async_update_device(device_id, name_by_user="Garage")
+    await hass.async_block_till_done()
+    assert await say(hass, "set garage power to 100 watts") == "Garage discharges with 100 W."
+    device = dr.async_get(hass).async_get(device_id)
+    assert device is not None
+    ((_, uid),) = device.identifiers
+    assert mock_backend.applied == [
+        (uid.removeprefix("flexconnect_"), ControlCommand(mode=ControlMode.POWER, setpoint_w=100))
+    ]
+
+
+async def test_trigger_of_replaced_sentences(hass: HomeAssistant, intents: MockConfigEntry) -> None:
+    """A sentence whose trigger was replaced meanwhile is answered, not crashed on."""
+    assert await async_setup_component(hass, "conversation", {})
+    await hass.async_block_till_done()
+    triggers = hass.data[DATA_SENTENCES]
+    result = await triggers._async_triggered(
+        {"trigger": {"id": "gone", "sentence": "how full is x", "slots": {}, "user_input": {}}}
+    )
+    assert (
+        result.conversation_response == "I don't know a battery called how full is x. Batteries: -."
+    )
+
+
+async def test_exposure_of_new_entities(hass: HomeAssistant, intents: MockConfigEntry) -> None:
+    """Exposing one sensor gives the battery its sentences (read only)."""
+    assert await async_setup_component(hass, "conversation", {})
+    await hass.async_block_till_done()
+    assert hass.data[DATA_SENTENCES].specs == {}
+    async_expose_entity(hass, "conversation", "sensor.fems_ess0_state_of_charge", True)
+    await hass.async_block_till_done()
+    assert hass.data[DATA_SENTENCES].specs
+    assert await say(hass, "how full is FEMS ess0") == "FEMS ess0 is at 72 %."
