@@ -1,4 +1,4 @@
-"""FENECON FEMS / OpenEMS Edge REST/JSON API (Controller.Api.Rest.ReadWrite, OpenEMS <= 2025.3).
+"""FENECON FEMS / OpenEMS Edge REST/JSON API (Controller.Api.Rest.ReadWrite), two firmware families.
 
 ``GET /rest/channel/<componentRegex>/<channelRegex>`` (full-match regexes; one match -> object,
 several -> array, none -> 404 with an empty body) and ``POST /rest/channel/<component>/<channel>``
@@ -6,6 +6,15 @@ with ``{"value": x}`` (owner only; ``null`` releases at once). Every POST restar
 when it runs out, every written value is dropped. Physics are updated lazily on each request from
 the elapsed (injectable) clock time: PV follows a smooth curve, the house load varies, and on a
 hybrid system the battery power is the AC setpoint minus the DC-PV power.
+
+Errors follow the OpenEMS source of each family (``--firmware``):
+
+* ``2025.3`` (<= 2025.3, Jetty 9/11): OpenEMS exceptions become HTTP 400 (401 for a wrong
+  password) with a JSON-RPC error body; other exceptions (unknown channel, invalid regex) escape
+  to Jetty's 500 error page, which names the exception in a "CAUSED BY" row.
+* ``2026.x`` (>= 2025.4, Jetty 12): every exception becomes a 500 Jetty error page whose message is
+  ``<java class>: <message>``, as HTML, JSON or plain text by the ``Accept`` header (HTML by
+  default); an invalid regex is a 400 with an empty body.
 """
 
 from __future__ import annotations
@@ -24,7 +33,7 @@ from typing import Any, Final
 
 from aiohttp import web
 
-from .faults import HTML_PAGE, new_app
+from .faults import new_app
 
 ENERGY_UNIT: Final = "Wh_Σ"
 START_COUNTERS: Final = {
@@ -38,6 +47,18 @@ START_COUNTERS: Final = {
     "consumption": 6_600_000.0,
 }
 _MAX_STEPS: Final = 1000
+
+
+class Firmware(enum.StrEnum):
+    """The two families of REST error replies."""
+
+    OLD = "2025.3"  # <= 2025.3: Jetty 9/11, JSON-RPC error bodies with 400/401
+    NEW = "2026.x"  # >= 2025.4: Jetty 12, every error a 500 error page
+
+    @property
+    def version(self) -> str:
+        """Return a ``_meta/Version`` of this family."""
+        return "2025.2.3" if self is Firmware.OLD else "2026.10.1"
 
 
 class Role(enum.IntEnum):
@@ -83,11 +104,18 @@ class FemsSimulator:
         day_s: float = 3600.0,
         speed: float = 1.0,
         warmup_s: float = 0.0,
-        version: str | None = "2025.2.3",
+        firmware: Firmware = Firmware.NEW,
+        version: str | None = "",
         old_units: bool = False,
+        reactive_power: bool = True,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
-        """Set up a running FEMS with realistic counter values."""
+        """Set up a running FEMS with realistic counter values.
+
+        ``version`` "" is the firmware family's version, None a null ``_meta/Version``;
+        ``reactive_power=False`` leaves out the ``SetReactivePower*`` channels (an unmanaged ESS).
+        """
+        self.firmware = Firmware(firmware)
         self.ess_id = ess_id
         self.api_timeout = api_timeout
         self.hybrid = hybrid
@@ -100,7 +128,8 @@ class FemsSimulator:
         self.day_s = day_s
         self.speed = speed
         self.warmup_s = warmup_s
-        self.version = version
+        self.version = self.firmware.version if version == "" else version
+        self.reactive_power = reactive_power
         self.energy_unit = "Wh" if old_units else ENERGY_UNIT
         self.clock = clock
         self.soc_wh = capacity_wh * soc / 100
@@ -284,10 +313,13 @@ class FemsSimulator:
             wo("SetActivePowerEquals", power, text),
             wo("SetActivePowerLessOrEquals", power, text),
             wo("SetActivePowerGreaterOrEquals", power, text),
-            wo("SetReactivePowerEquals", "var", "Reactive power"),
-            wo("SetReactivePowerLessOrEquals", "var", "Reactive power"),
-            wo("SetReactivePowerGreaterOrEquals", "var", "Reactive power"),
         ]
+        if self.reactive_power:
+            ess_channels += [
+                wo("SetReactivePowerEquals", "var", "Reactive power"),
+                wo("SetReactivePowerLessOrEquals", "var", "Reactive power"),
+                wo("SetReactivePowerGreaterOrEquals", "var", "Reactive power"),
+            ]
         if self.hybrid:
             ess_channels += [
                 ro("DcDischargePower", "INTEGER", power, round(f.battery)),
@@ -344,50 +376,229 @@ class FemsSimulator:
 SIM = web.AppKey("fems_sim", FemsSimulator)
 PASSWORDS = web.AppKey("fems_passwords", dict[str, Role])
 
+_NAMED: Final = "io.openems.common.exceptions.OpenemsError$OpenemsNamedException"
+_GENERIC: Final = "io.openems.common.exceptions.OpenemsException"
+_ACCESS_NAMES: Final = {"RO": "READ_ONLY", "RW": "READ_WRITE", "WO": "WRITE_ONLY"}
+_IMPLEMENTATIONS: Final = {
+    "_sum": "io.openems.edge.core.sum.SumImpl",
+    "_meta": "io.openems.edge.core.meta.MetaImpl",
+    "ctrlApiRest0": "io.openems.edge.controller.api.rest.readwrite.ControllerApiRestReadWriteImpl",
+}
+_ESS_IMPLEMENTATION: Final = "io.openems.edge.ess.generic.symmetric.EssGenericManagedSymmetricImpl"
+
+
+class JavaError(Exception):
+    """An exception the OpenEMS REST handler throws; ``str()`` is Java's ``toString()``.
+
+    ``code`` is the OpenEMS error code (``None``: not an OpenEMS exception, which the old family
+    does not catch), ``params`` the JSON-RPC ``data``.
+    """
+
+    def __init__(
+        self, java_class: str, message: str, code: int | None = None, params: tuple[str, ...] = ()
+    ) -> None:
+        """Store the exception's class, message and OpenEMS error."""
+        super().__init__(message)
+        self.java_class = java_class
+        self.message = message
+        self.code = code
+        self.params = params
+
+    def __str__(self) -> str:
+        """Return ``<class>: <message>``, like ``Throwable.toString()``."""
+        return f"{self.java_class}: {self.message}"
+
+
+def _generic(message: str) -> JavaError:
+    return JavaError(_GENERIC, message, 1, (message,))
+
+
+def _authentication_failed() -> JavaError:
+    return JavaError(_NAMED, "Authentication failed", 1003)
+
+
+def _channel_string(definition: ChannelDef, value: Any) -> str:
+    """Return ``Channel.toString()``: ``Channel [ID=Soc, type=INTEGER, activeValue=50 %, ...]``."""
+    channel, type_, access, unit, _ = definition
+    if value is None:
+        active = "UNDEFINED"
+    elif unit:
+        active = f"{value} {unit}"
+    else:
+        active = str(value)
+    access_name = _ACCESS_NAMES[access]
+    return f"Channel [ID={channel}, type={type_}, activeValue={active}, access={access_name}]"
+
 
 def restart(app: web.Application) -> None:
     """Test hook: restart the simulated FEMS (written values lost, counters near zero)."""
     app[SIM].restart()
 
 
-def _jsonrpc_error(status: int, code: int, message: str) -> web.Response:
+def _sanitize(text: str) -> str:
+    """Jetty's ``StringUtil.sanitizeXmlString``."""
+    for char, entity in (
+        ("&", "&amp;"),
+        ("<", "&lt;"),
+        (">", "&gt;"),
+        ('"', "&quot;"),
+        ("'", "&apos;"),
+    ):
+        text = text.replace(char, entity)
+    return text
+
+
+def _accepted(request: web.Request) -> list[str]:
+    """Return the Accept header's media types, best first (Jetty's most-specific ordering)."""
+    items = [item for header in request.headers.getall("Accept", []) for item in header.split(",")]
+    ranked: list[tuple[float, int, int, str]] = []
+    for position, item in enumerate(items):
+        media, *params = (piece.strip() for piece in item.split(";"))
+        quality = 1.0
+        for param in params:
+            name, _, value = param.partition("=")
+            if name.strip().lower() == "q":
+                try:
+                    quality = float(value)
+                except ValueError:
+                    quality = 0.0
+        if media and quality > 0:
+            wildcard = 2 if media == "*/*" else 1 if media.endswith("/*") else 0
+            ranked.append((-quality, wildcard, position, media.lower()))
+    return [media for *_, media in sorted(ranked)]
+
+
+_STACK_FRAME: Final = (
+    "\tat io.openems.edge.controller.api.rest.RestHandler.handle(RestHandler.java:93)"
+)
+
+
+def _html_page(status: int, uri: str, message: str, cause: str | None) -> str:
+    """Jetty's HTML error page; with ``cause``, Jetty 11's (CAUSED BY row and stack trace)."""
+    rows = [("URI", uri), ("STATUS", str(status)), ("MESSAGE", message)]
+    if cause is None:  # Jetty 12
+        charset, body, trace = "ISO-8859-1", "<body>\n", ""
+        powered = '<hr/><a href="https://jetty.org/">Powered by Jetty:// 12.0.16</a><hr/>\n'
+    else:  # Jetty 11
+        rows += [("SERVLET", "-"), ("CAUSED BY", cause)]
+        charset, body = "utf-8", "<body>"
+        trace = f"<h3>Caused by:</h3><pre>{_sanitize(cause)}\n{_STACK_FRAME}\n</pre>\n"
+        powered = '<hr><a href="https://eclipse.org/jetty">Powered by Jetty:// 11.0.24</a><hr/>\n'
+    table = "".join(
+        f"<tr><th>{name}:</th><td>{_sanitize(value)}</td></tr>\n" for name, value in rows
+    )
+    title = f"{status} {_sanitize(message)}"
+    return (
+        f'<html>\n<head>\n<meta http-equiv="Content-Type" content="text/html;charset={charset}"/>\n'
+        f"<title>Error {title}</title>\n</head>\n{body}<h2>HTTP ERROR {title}</h2>\n"
+        f"<table>\n{table}</table>\n{trace}{powered}\n</body>\n</html>\n"
+    )
+
+
+def _json_page(status: int, uri: str, message: str, cause: str | None) -> str:
+    """Jetty's JSON error object (``status`` is a string; values XML-sanitised)."""
+    fields = {"url": uri, "status": str(status), "message": message}
+    if cause is not None:
+        fields["cause0"] = cause
+    return json.dumps({key: _sanitize(value) for key, value in fields.items()}, indent=0)
+
+
+def _plain_page(status: int, uri: str, message: str, cause: str | None) -> str:
+    """Jetty's plain-text error page."""
+    text = f"HTTP ERROR {status} {_sanitize(message)}\n"
+    text += f"URI: {uri}\nSTATUS: {status}\nMESSAGE: {message}\n"
+    if cause is not None:
+        text += f"SERVLET: null\nCAUSED BY {cause}\n"
+    return text
+
+
+_PAGES: Final = {
+    "text/html": (_html_page, "text/html;charset=iso-8859-1"),
+    "text/*": (_html_page, "text/html;charset=iso-8859-1"),
+    "*/*": (_html_page, "text/html;charset=iso-8859-1"),
+    "application/json": (_json_page, "application/json"),
+    "text/json": (_json_page, "text/json"),
+    "text/plain": (_plain_page, "text/plain;charset=iso-8859-1"),
+}
+
+
+def _jetty_page(request: web.Request, status: int, message: str, cause: str | None) -> web.Response:
+    """Return Jetty's error page in the first form the Accept header takes (no header: HTML).
+
+    ``cause`` set: Jetty 11 (<= 2025.3), which adds the exception to the page.
+    """
+    accepted = _accepted(request) if "Accept" in request.headers else ["text/html"]
+    for media in accepted:
+        if media in _PAGES:
+            page, content_type = _PAGES[media]
+            text = page(status, request.rel_url.raw_path, message, cause)  # as sent
+            return web.Response(
+                status=status,
+                body=text.encode("latin-1", "replace"),
+                headers={"Content-Type": content_type},
+            )
+    return web.Response(status=status)  # nothing acceptable: no body
+
+
+def _error_reply(request: web.Request, error: JavaError) -> web.Response:
+    """Answer an exception of the REST handler the way the firmware family does."""
+    if request.app[SIM].firmware is Firmware.NEW:
+        # Jetty 12: handle() passes every exception to callback.failed(); showCauses is off.
+        return _jetty_page(request, 500, str(error), None)
+    if error.code is None:
+        # Not an OpenemsNamedException: handle() does not catch it.
+        return _jetty_page(request, 500, "Server Error", str(error))
     body = {
         "jsonrpc": "2.0",
         "id": "00000000-0000-0000-0000-000000000000",
-        "error": {"code": code, "message": message, "data": [message]},
+        "error": {"code": error.code, "message": error.message, "data": list(error.params)},
     }
-    return web.json_response(body, status=status)
+    status = 401 if error.code == 1003 else 400  # OpenEMS sends no WWW-Authenticate challenge
+    return web.Response(
+        status=status, text=json.dumps(body, separators=(",", ":")), content_type="application/json"
+    )
 
 
-def _role(request: web.Request) -> Role | None:
+def _role(request: web.Request) -> Role:
     """Return the role of the request's Basic credentials (the user name is ignored)."""
     passwords = request.app[PASSWORDS]
     header = request.headers.get("Authorization", "")
     scheme, _, encoded = header.partition(" ")
     if scheme.lower() != "basic":
-        return None
+        raise _authentication_failed()
     try:
         decoded = base64.b64decode(encoded, validate=True).decode("utf-8")
     except binascii.Error, UnicodeDecodeError:
-        return None
+        raise _authentication_failed() from None
     _, sep, password = decoded.partition(":")
-    return passwords.get(password) if sep else None
+    role = passwords.get(password) if sep else None
+    if role is None:
+        raise _authentication_failed()
+    return role
 
 
-def _unauthorized() -> web.Response:
-    # OpenEMS sends no WWW-Authenticate challenge.
-    return _jsonrpc_error(401, 1003, "Authentication failed")
+def _pattern_error(err: re.error, pattern: str) -> JavaError:
+    position = err.pos or 0
+    message = f"{err.msg} near index {position}\n{pattern}\n{' ' * position}^"
+    return JavaError("java.util.regex.PatternSyntaxException", message)
 
 
 async def handle_get(request: web.Request) -> web.StreamResponse:
     """Read channels by component and channel regex."""
-    if _role(request) is None:
-        return _unauthorized()
     try:
-        component_re = re.compile(request.match_info["component"])
-        channel_re = re.compile(request.match_info["channel"])
-    except re.error as err:
-        return _jsonrpc_error(400, 1, f"PatternSyntaxException: {err}")
+        _role(request)  # every role may read
+        patterns = []
+        for key in ("component", "channel"):
+            pattern = request.match_info[key]
+            try:
+                patterns.append(re.compile(pattern))
+            except re.error as err:
+                if request.app[SIM].firmware is Firmware.NEW:
+                    return web.Response(status=400)  # caught: 400 with an empty body
+                raise _pattern_error(err, pattern) from None
+    except JavaError as err:
+        return _error_reply(request, err)
+    component_re, channel_re = patterns
     sim = request.app[SIM]
     sim.advance()
     matches = [
@@ -405,37 +616,46 @@ async def handle_get(request: web.Request) -> web.StreamResponse:
 
 async def handle_post(request: web.Request) -> web.StreamResponse:
     """Write one channel: ``{"value": x}``; null releases it."""
+    try:
+        await _post(request)
+    except JavaError as err:
+        return _error_reply(request, err)
+    return web.json_response({})
+
+
+async def _post(request: web.Request) -> None:
+    """Check and queue a write, in the order of the OpenEMS RestHandler and ApiWorker."""
     role = _role(request)
-    if role is None:
-        return _unauthorized()
     sim = request.app[SIM]
     if not sim.write_app:
-        return _jsonrpc_error(400, 1, "REST-Api is in Read-Only mode")
+        raise _generic("REST-Api is in Read-Only mode")
     if role < Role.OWNER:
-        return _jsonrpc_error(400, 1002, "Access to this resource is denied for role [guest]")
+        message = f"Access to this resource [HTTP POST] is denied for User with Role [{role.name}]"
+        raise JavaError(_NAMED, message, 1002, ("HTTP POST", role.name))
     text = await request.text()
     try:
         body = json.loads(text)
     except ValueError:
-        return _jsonrpc_error(400, 1, f"Unable to parse: {text[:100]}")
+        raise _generic(f"Unable to parse: {text[:100]}") from None
     if not isinstance(body, dict) or "value" not in body:
-        return _jsonrpc_error(400, 1, "Value is missing")
+        raise _generic("Value is missing")
     component, channel = request.match_info["component"], request.match_info["channel"]
     channels = sim.components().get(component)
     if channels is None:
-        return _jsonrpc_error(400, 2000, f"Edge has no Component with ID [{component}]")
-    if channel not in channels:
-        # An IllegalArgumentException nobody catches: Jetty's error page.
-        return web.Response(
-            status=500,
-            text=HTML_PAGE.format(status=500, path=request.path),
-            content_type="text/html",
+        raise JavaError(
+            _NAMED, f"Unable to find OpenEMS Component with ID [{component}]", 2000, (component,)
         )
-    definition, _ = channels[channel]
+    if channel not in channels:
+        implementation = _IMPLEMENTATIONS.get(component, _ESS_IMPLEMENTATION)
+        raise JavaError(
+            "java.lang.IllegalArgumentException",
+            f"Channel [{channel}] is not defined for ID [{component}]. "
+            f"Implementation [{implementation}]",
+        )
+    definition, value = channels[channel]
     if definition[2] == "RO":
-        return _jsonrpc_error(400, 1, f"[{component}/{channel}] is not a Write Channel")
+        raise _generic(f"[{_channel_string(definition, value)}] is not a Write Channel")
     sim.write(f"{component}/{channel}", body["value"])
-    return web.json_response({})
 
 
 def create_app(
@@ -447,7 +667,7 @@ def create_app(
     hybrid: bool = True,
     **options: Any,
 ) -> web.Application:
-    """Return the FEMS simulator app; ``options`` go to :class:`FemsSimulator`.
+    """Return the FEMS simulator app; ``options`` (``firmware=`` ...) go to :class:`FemsSimulator`.
 
     ``app[SIM]`` is the simulator (test hooks: ``written``, ``null_addresses``, ``pv_override``,
     ``house_override``, ``restart()``); ``app[FAULTS]`` the fault injector.
@@ -475,6 +695,16 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--day", type=float, default=3600.0, help="PV curve period, seconds")
     parser.add_argument("--warmup", type=float, default=0.0, help="seconds of null values")
     parser.add_argument("--old-units", action="store_true", help="'Wh' instead of 'Wh_Σ'")
+    parser.add_argument(
+        "--firmware",
+        type=Firmware,
+        choices=list(Firmware),
+        default=Firmware.NEW,
+        help="error replies: 2025.3 (JSON-RPC, 400/401) or 2026.x (Jetty 12, 500 pages)",
+    )
+    parser.add_argument(
+        "--no-reactive-power", action="store_true", help="ESS without SetReactivePower* channels"
+    )
 
 
 def app_from_args(args: argparse.Namespace) -> web.Application:
@@ -492,4 +722,6 @@ def app_from_args(args: argparse.Namespace) -> web.Application:
         day_s=args.day,
         warmup_s=args.warmup,
         old_units=args.old_units,
+        firmware=args.firmware,
+        reactive_power=not args.no_reactive_power,
     )

@@ -9,6 +9,8 @@ from aiohttp import web
 from aiohttp.test_utils import TestServer
 import pytest
 
+from simulator.fems import Firmware
+
 StartApp = Callable[[web.Application], Awaitable[TestServer]]
 
 
@@ -31,6 +33,12 @@ async def start_app() -> AsyncIterator[StartApp]:
     yield _start
     for server in servers:
         await server.close()
+
+
+@pytest.fixture(params=list(Firmware), ids=str)
+def fems_firmware(request: pytest.FixtureRequest) -> Firmware:
+    """Each FEMS firmware family (its error replies): every FEMS loopback test runs against both."""
+    return Firmware(request.param)
 
 
 class ManualClock:

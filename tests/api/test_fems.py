@@ -7,8 +7,10 @@ import asyncio
 from collections.abc import Awaitable, Callable
 from dataclasses import replace
 from datetime import timedelta
+from itertools import product
 import json
 from typing import Any
+from unittest.mock import MagicMock
 
 import aiohttp
 from aiohttp import web
@@ -33,17 +35,22 @@ from custom_components.battery_bridge.api import (
     fems as fems_api,
 )
 from custom_components.battery_bridge.api.fems import (
+    ESS,
     READ_CHANNELS,
+    ChannelKind,
+    ChannelSpec,
+    ErrorReply,
     FemsBackend,
     FemsChannel,
     FemsReadings,
     channel_regexes,
     parse_channels,
+    parse_error_reply,
     read_channels,
 )
 from simulator import fems as fems_sim
 from simulator.faults import FAULTS, Fault
-from simulator.fems import SIM, FemsSimulator
+from simulator.fems import SIM, FemsSimulator, Firmware
 from tests.conftest import ManualClock, StartApp
 
 pytestmark = pytest.mark.usefixtures("socket_enabled")  # loopback HTTP to the simulator
@@ -66,12 +73,13 @@ Serve = Callable[..., Awaitable[tuple[web.Application, TestServer]]]
 
 
 @pytest.fixture
-def serve(start_app: StartApp, clock: ManualClock) -> Serve:
-    """Start a FEMS simulator (options as for create_app) on the fake clock."""
+def serve(start_app: StartApp, clock: ManualClock, fems_firmware: Firmware) -> Serve:
+    """Start a FEMS simulator (options as for create_app) on the fake clock, in both families."""
 
     async def _serve(**options: Any) -> tuple[web.Application, TestServer]:
         options.setdefault("password_guest", GUEST)
         options.setdefault("password_owner", OWNER)
+        options.setdefault("firmware", fems_firmware)
         app = fems_sim.create_app(clock=clock, **options)
         return app, await start_app(app)
 
@@ -94,13 +102,21 @@ async def raw(
     *,
     password: str | None = OWNER,
     data: str | None = None,
+    accept: str | None = None,
 ) -> tuple[int, Any, aiohttp.ClientResponse]:
-    """Talk to the simulator directly; returns status, decoded body (or text) and response."""
+    """Talk to the simulator directly; returns status, decoded body (or text) and response.
+
+    ``accept`` None sends no Accept header (aiohttp would send ``*/*``).
+    """
     headers = (
         {} if password is None else {"Authorization": aiohttp.encode_basic_auth("x", password)}
     )
+    if accept is not None:
+        headers["Accept"] = accept
     url = f"http://127.0.0.1:{server.port}{path}"
     kwargs: dict[str, Any] = {"headers": headers}
+    if accept is None:
+        kwargs["skip_auto_headers"] = ("Accept",)
     if data is not None:
         kwargs["data"] = data
     elif method == "POST":
@@ -128,7 +144,9 @@ def assert_no_secret(err: BaseException) -> None:
 # --------------------------------------------------------------------------------------- reads
 
 
-async def test_snapshot_reads_every_value(serve: Serve, session: aiohttp.ClientSession) -> None:
+async def test_snapshot_reads_every_value(
+    serve: Serve, session: aiohttp.ClientSession, fems_firmware: Firmware
+) -> None:
     app, server = await serve()
     sim = app[SIM]
     sim.pv_override = 3000.0
@@ -159,7 +177,7 @@ async def test_snapshot_reads_every_value(serve: Serve, session: aiohttp.ClientS
     assert state.last_updated is not None
     assert snapshot.info.battery_id == "ess0"
     assert snapshot.info.manufacturer == "FENECON"
-    assert snapshot.info.sw_version == "2025.2.3"
+    assert snapshot.info.sw_version == fems_firmware.version
     caps = snapshot.capabilities
     assert caps.modes == (ControlMode.AUTO, ControlMode.POWER)
     assert caps.setpoint_modes == frozenset({ControlMode.POWER})
@@ -216,11 +234,10 @@ async def test_unknown_ess(serve: Serve, session: aiohttp.ClientSession) -> None
         await backend.async_get_snapshot("ess9")
     with pytest.raises(UnknownBatteryError, match="ess9"):
         await backend.async_list_batteries()
-    # Writing to a component the FEMS does not have: JSON-RPC code 2000.
-    with pytest.raises(UnknownBatteryError):
+    # Writing to a component the FEMS does not have: code 2000 / "Unable to find OpenEMS Component".
+    with pytest.raises(UnknownBatteryError, match="no such component"):
         await backend.async_apply("ess9", ControlCommand(ControlMode.AUTO))
-    with pytest.raises(UnknownBatteryError):
-        await backend.async_probe_write()
+    assert await backend.async_probe_write() is False  # nothing there to write to
     good = make_backend(session, server)
     with pytest.raises(UnknownBatteryError, match="ess1"):
         await good.async_get_snapshot("ess1")
@@ -528,6 +545,105 @@ async def test_read_only_api(serve: Serve, session: aiohttp.ClientSession) -> No
     assert not any(address.startswith("ctrlApiRest0/") for address in snapshot.raw)
     assert snapshot.capabilities.command_timeout_s == 60.0
     assert app[SIM].written == {}
+
+
+def forced_accept(accept: str) -> Any:
+    """A middleware that replaces the request's Accept header (a proxy in front of the API)."""
+
+    @web.middleware
+    async def middleware(request: web.Request, handler: Any) -> web.StreamResponse:
+        headers = request.headers.copy()
+        headers["Accept"] = accept
+        return await handler(request.clone(headers=headers))  # type: ignore[no-any-return]
+
+    return middleware
+
+
+@pytest.mark.parametrize(
+    "accept",
+    [None, "*/*", "text/plain"],
+    ids=["client-accept", "proxy-any", "proxy-plain"],
+)
+async def test_every_error_case(
+    *,
+    start_app: StartApp,
+    session: aiohttp.ClientSession,
+    clock: ManualClock,
+    fems_firmware: Firmware,
+    accept: str | None,
+) -> None:
+    """Each documented reply ends in its error class, in both families and every page form."""
+
+    async def start(**options: Any) -> TestServer:
+        app = fems_sim.create_app(
+            clock=clock,
+            firmware=fems_firmware,
+            password_guest=GUEST,
+            password_owner=OWNER,
+            **options,
+        )
+        if accept is not None:
+            app.middlewares.append(forced_accept(accept))
+        return await start_app(app)
+
+    server = await start()
+    wrong = make_backend(session, server, password=WRONG)
+    for call in (wrong.async_validate, wrong.async_probe_write):
+        with pytest.raises(AuthError, match="password") as auth:
+            await call()
+        assert_no_secret(auth.value)
+
+    guest = make_backend(session, server, password=GUEST)
+    await guest.async_validate()  # the guest may read
+    assert await guest.async_probe_write() is False
+    with pytest.raises(CommandRejectedError, match="owner password"):
+        await guest.async_apply("ess0", ControlCommand(ControlMode.POWER, 100))
+
+    owner = make_backend(session, server)
+    errors: list[tuple[ChannelSpec, type[BackendError], str]] = [
+        (ChannelSpec(ESS, "Soc", ChannelKind.PERCENT), CommandRejectedError, "read-only"),
+        (ChannelSpec(ESS, "NoSuch", ChannelKind.POWER), NotSupportedError, "no such channel"),
+        (ChannelSpec("ess9", "Soc", ChannelKind.PERCENT), UnknownBatteryError, "component"),
+    ]
+    for spec, error, match in errors:
+        with pytest.raises(error, match=match) as info:
+            await owner._post(spec, 1)
+        assert type(info.value) is error
+        assert_no_secret(info.value)
+    with pytest.raises(CommandRejectedError, match="Value is missing"):
+        await owner._request("POST", "ess0", "SetActivePowerEquals", {"val": 1})
+    with pytest.raises(ProtocolError, match=r"HTTP (400|500)"):
+        await owner._request("GET", "_sum", "Ess(Soc")  # an invalid regex
+    with pytest.raises(NotSupportedError, match="HTTP 404") as info:
+        await owner._get((ChannelSpec("ess7", "Soc", ChannelKind.PERCENT),))  # matches nothing
+    assert type(info.value) is NotSupportedError
+
+    read_only = make_backend(session, await start(write_app=False))
+    assert await read_only.async_probe_write() is False
+    with pytest.raises(CommandRejectedError, match="Read-Only mode"):
+        await read_only.async_apply("ess0", ControlCommand(ControlMode.AUTO))
+
+    unmanaged = make_backend(session, await start(reactive_power=False))
+    assert await unmanaged.async_probe_write() is False
+    await unmanaged.async_apply("ess0", ControlCommand(ControlMode.POWER, 100))  # still writable
+
+
+async def test_client_asks_for_json_errors(
+    start_app: StartApp, session: aiohttp.ClientSession
+) -> None:
+    seen: list[str | None] = []
+
+    @web.middleware
+    async def record(request: web.Request, handler: Any) -> web.StreamResponse:
+        seen.append(request.headers.get("Accept"))
+        return await handler(request)  # type: ignore[no-any-return]
+
+    app = fems_sim.create_app(password_owner=OWNER)
+    app.middlewares.append(record)
+    backend = make_backend(session, await start_app(app))
+    await backend.async_validate()
+    assert await backend.async_probe_write() is True
+    assert seen == ["application/json", "application/json"]
 
 
 async def test_html_error_page(serve: Serve, session: aiohttp.ClientSession) -> None:
@@ -901,31 +1017,72 @@ async def test_sim_write_only_channel(serve: Serve, session: aiohttp.ClientSessi
     assert body["value"] == "ess0/SetActivePowerEquals:5000"
 
 
-async def test_sim_not_found_and_bad_regex(serve: Serve, session: aiohttp.ClientSession) -> None:
+NAMED = "io.openems.common.exceptions.OpenemsError$OpenemsNamedException"
+GENERIC = "io.openems.common.exceptions.OpenemsException"
+
+
+def jetty12_title(exception: str) -> str:
+    """The <title> of a Jetty 12 error page for an exception (``class: message``)."""
+    return f"<title>Error 500 {exception}</title>"
+
+
+def assert_jetty12_html(status: int, body: Any, response: aiohttp.ClientResponse, exc: str) -> None:
+    assert status == 500
+    assert response.content_type == "text/html"
+    assert response.charset == "iso-8859-1"
+    assert jetty12_title(exc) in body
+    assert f"<tr><th>MESSAGE:</th><td>{exc}</td></tr>" in body
+    assert "CAUSED BY" not in body  # showCauses is off in Jetty 12
+    assert "Powered by Jetty:// 12." in body
+
+
+def assert_jsonrpc(status: int, body: Any, expected: tuple[int, int, str]) -> None:
+    """An old-family JSON-RPC error: (HTTP status, code, message)."""
+    assert status == expected[0]
+    assert body["jsonrpc"] == "2.0"
+    assert body["id"] == "00000000-0000-0000-0000-000000000000"
+    assert (body["error"]["code"], body["error"]["message"]) == expected[1:]
+
+
+async def test_sim_not_found_and_bad_regex(
+    serve: Serve, session: aiohttp.ClientSession, fems_firmware: Firmware
+) -> None:
     _, server = await serve()
     status, body, _ = await raw(session, server, "GET", "/rest/channel/ess7/Soc")
-    assert (status, body) == (404, "")
-    status, body, _ = await raw(session, server, "GET", "/rest/channel/_sum/Ess(Soc")
-    assert status == 400
-    assert "PatternSyntaxException" in body["error"]["message"]
+    assert (status, body) == (404, "")  # both families
+    status, body, response = await raw(session, server, "GET", "/rest/channel/_sum/Ess(Soc")
+    if fems_firmware is Firmware.NEW:
+        assert (status, body) == (400, "")  # PatternSyntaxException is caught: no body
+        return
+    # Not an OpenemsNamedException: it escapes to Jetty 11's error page.
+    assert status == 500
+    assert response.content_type == "text/html"
+    assert "<title>Error 500 Server Error</title>" in body
+    assert "<tr><th>CAUSED BY:</th><td>java.util.regex.PatternSyntaxException: " in body
+    assert "near index 3\nEss(Soc\n   ^" in body
 
 
-async def test_sim_auth(serve: Serve, session: aiohttp.ClientSession) -> None:
+async def test_sim_auth(
+    serve: Serve, session: aiohttp.ClientSession, fems_firmware: Firmware
+) -> None:
     _, server = await serve()
     for password in (None, "nope"):
         status, body, response = await raw(
             session, server, "GET", "/rest/channel/_sum/State", password=password
         )
-        assert status == 401
-        assert body["error"]["code"] == 1003
         assert "WWW-Authenticate" not in response.headers
+        if fems_firmware is Firmware.OLD:
+            assert_jsonrpc(status, body, (401, 1003, "Authentication failed"))
+            assert body["error"]["data"] == []
+        else:
+            assert_jetty12_html(status, body, response, f"{NAMED}: Authentication failed")
     for header in ("Bearer abc", "Basic !!!", "Basic bm9jb2xvbg=="):
         async with session.get(
             f"http://127.0.0.1:{server.port}/rest/channel/_sum/State",
             headers={"Authorization": header},
         ) as response:
-            assert response.status == 401
-    status, body, _ = await raw(
+            assert response.status == (401 if fems_firmware is Firmware.OLD else 500)
+    status, body, response = await raw(
         session,
         server,
         "POST",
@@ -933,32 +1090,162 @@ async def test_sim_auth(serve: Serve, session: aiohttp.ClientSession) -> None:
         {"value": 1},
         password=GUEST,
     )
-    assert (status, body["error"]["code"]) == (400, 1002)
+    denied = "Access to this resource [HTTP POST] is denied for User with Role [GUEST]"
+    if fems_firmware is Firmware.OLD:
+        assert_jsonrpc(status, body, (400, 1002, denied))
+        assert body["error"]["data"] == ["HTTP POST", "GUEST"]
+    else:
+        assert_jetty12_html(status, body, response, f"{NAMED}: {denied}")
 
 
-async def test_sim_write_errors(serve: Serve, session: aiohttp.ClientSession) -> None:
+SOC_CHANNEL = "Channel [ID=Soc, type=INTEGER, activeValue=50 %, access=READ_ONLY]"
+ESS_IMPL = "io.openems.edge.ess.generic.symmetric.EssGenericManagedSymmetricImpl"
+# path, JSON body (or raw text), exception class, message, old-family JSON-RPC code (None: uncaught)
+WRITE_ERRORS: list[tuple[str, Any, str, str, int | None]] = [
+    ("ess0/Soc", {"value": 1}, GENERIC, f"[{SOC_CHANNEL}] is not a Write Channel", 1),
+    ("ess0/SetActivePowerEquals", {"val": 1}, GENERIC, "Value is missing", 1),
+    ("ess0/SetActivePowerEquals", "{nope", GENERIC, "Unable to parse: {nope", 1),
+    (
+        "ess0/NoSuch",
+        {"value": 1},
+        "java.lang.IllegalArgumentException",
+        f"Channel [NoSuch] is not defined for ID [ess0]. Implementation [{ESS_IMPL}]",
+        None,
+    ),
+    ("ess5/Soc", {"value": 1}, NAMED, "Unable to find OpenEMS Component with ID [ess5]", 2000),
+    (
+        "ctrlApiRest0/_PropertyPort",
+        {"value": 80},
+        GENERIC,
+        (
+            "[Channel [ID=_PropertyPort, type=INTEGER, activeValue=8084, access=READ_ONLY]] "
+            "is not a Write Channel"
+        ),
+        1,
+    ),
+    (
+        "_meta/Version",
+        {"value": "x"},
+        GENERIC,
+        (
+            "[Channel [ID=Version, type=STRING, activeValue=UNDEFINED, access=READ_ONLY]] "
+            "is not a Write Channel"
+        ),
+        1,
+    ),
+]
+
+
+@pytest.mark.parametrize(("path", "body", "exc", "message", "code"), WRITE_ERRORS)
+async def test_sim_write_errors(
+    *,
+    serve: Serve,
+    session: aiohttp.ClientSession,
+    fems_firmware: Firmware,
+    path: str,
+    body: Any,
+    exc: str,
+    message: str,
+    code: int | None,
+) -> None:
+    app, server = await serve(version=None)  # _meta/Version is null
+    kwargs: dict[str, Any] = {"data": body} if isinstance(body, str) else {"body": body}
+    status, reply, response = await raw(session, server, "POST", f"/rest/channel/{path}", **kwargs)
+    if fems_firmware is Firmware.NEW:
+        assert_jetty12_html(status, reply, response, f"{exc}: {message}")
+    elif code is None:
+        assert status == 500
+        assert f"<tr><th>CAUSED BY:</th><td>{exc}: {message}</td></tr>" in reply
+        assert "Powered by Jetty:// 11." in reply
+    else:
+        assert_jsonrpc(status, reply, (400, code, message))
+    assert app[SIM].written == {}
+
+
+async def test_sim_write_values(serve: Serve, session: aiohttp.ClientSession) -> None:
     app, server = await serve()
     sim = app[SIM]
-    status, body, _ = await raw(session, server, "POST", "/rest/channel/ess0/Soc", {"value": 1})
-    assert status == 400
-    assert body["error"]["message"] == "[ess0/Soc] is not a Write Channel"
     path = "/rest/channel/ess0/SetActivePowerEquals"
-    status, body, _ = await raw(session, server, "POST", path, {"val": 1})
-    assert (status, body["error"]["message"]) == (400, "Value is missing")
-    status, body, _ = await raw(session, server, "POST", path, data="{nope")
-    assert status == 400
-    assert body["error"]["message"].startswith("Unable to parse")
-    status, body, _ = await raw(session, server, "POST", "/rest/channel/ess0/NoSuch", {"value": 1})
-    assert status == 500
-    assert "Jetty" in body
-    status, body, _ = await raw(session, server, "POST", "/rest/channel/ess5/Soc", {"value": 1})
-    assert (status, body["error"]["code"]) == (400, 2000)
-    assert sim.written == {}
     # "" releases like null; a value of the wrong type is kept but logged as an error.
     await raw(session, server, "POST", path, {"value": "abc"})
     assert sim.api_worker_log().startswith("ess0/SetActivePowerEquals-ERROR")
     await raw(session, server, "POST", path, {"value": ""})
     assert sim.written == {}
+
+
+async def test_sim_read_only_app_and_unmanaged_ess(
+    serve: Serve, session: aiohttp.ClientSession, fems_firmware: Firmware
+) -> None:
+    _, server = await serve(write_app=False)
+    status, body, response = await raw(
+        session, server, "POST", "/rest/channel/ess0/SetActivePowerEquals", {"value": 1}
+    )
+    if fems_firmware is Firmware.OLD:
+        assert_jsonrpc(status, body, (400, 1, "REST-Api is in Read-Only mode"))
+    else:
+        assert_jetty12_html(status, body, response, f"{GENERIC}: REST-Api is in Read-Only mode")
+    _, server = await serve(reactive_power=False)
+    status, body, _ = await raw(session, server, "GET", "/rest/channel/ess0/SetReactivePower.*")
+    assert status == 404
+    status, body, _ = await raw(session, server, "GET", "/rest/channel/ess0/SetActivePowerEquals")
+    assert status == 200
+
+
+@pytest.mark.parametrize(
+    ("accept", "form"),
+    [
+        (None, "html"),  # no Accept header
+        ("*/*", "html"),  # aiohttp's default
+        ("text/*", "html"),
+        ("text/html, application/json", "html"),
+        ("text/html;level=1", "html"),
+        ("application/json", "application/json"),
+        ("text/json", "text/json"),
+        ("text/plain;q=0.5, application/json", "application/json"),
+        ("*/*;q=0.1, text/plain", "plain"),
+        ("image/png", "none"),
+        ("application/json;q=0", "none"),
+        ("application/json;q=x", "none"),
+        ("", "none"),
+    ],
+)
+async def test_sim_error_page_forms(
+    *,
+    serve: Serve,
+    session: aiohttp.ClientSession,
+    fems_firmware: Firmware,
+    accept: str | None,
+    form: str,
+) -> None:
+    """Jetty picks the error page form by the Accept header (both families' uncaught errors)."""
+    _, server = await serve()
+    # An unknown component id with markup: it is XML-sanitised in every form.
+    path = "/rest/channel/ess0/No<b>'&\""
+    status, body, response = await raw(session, server, "POST", path, {"value": 1}, accept=accept)
+    assert status == 500
+    text = "Channel [No<b>'&\"] is not defined for ID [ess0]"
+    safe = "Channel [No&lt;b&gt;&apos;&amp;&quot;] is not defined for ID [ess0]"
+    exc = "java.lang.IllegalArgumentException"
+    old = fems_firmware is Firmware.OLD
+    match form:
+        case "html":
+            assert response.content_type == "text/html"
+            assert f"<td>{exc}: {safe}" in body
+            assert text not in body
+        case "application/json" | "text/json":
+            assert response.content_type == form
+            assert body["status"] == "500"  # a string
+            assert body["url"] == "/rest/channel/ess0/No%3Cb%3E&apos;&amp;%22"  # encoded, sanitised
+            message = body["cause0"] if old else body["message"]
+            assert message.startswith(f"{exc}: {safe}")
+            assert body["message"] == "Server Error" if old else "cause0" not in body
+        case "plain":
+            assert response.content_type == "text/plain"
+            assert body.startswith("HTTP ERROR 500 ")
+            assert "URI: /rest/channel/ess0/No%3Cb%3E'&%22\nSTATUS: 500\n" in body
+            assert (f"CAUSED BY {exc}: {text}" in body) is old
+        case _:
+            assert body == ""
 
 
 def test_sim_constraints_and_physics(clock: ManualClock) -> None:
@@ -1018,6 +1305,12 @@ def test_cli_arguments() -> None:
         False,
         "Wh",
     )
+    assert (sim.firmware, sim.version, sim.reactive_power) == (Firmware.NEW, "2026.10.1", True)
+    args = parser.parse_args(["--firmware", "2025.3", "--no-reactive-power"])
+    sim = fems_sim.app_from_args(args)[SIM]
+    assert (sim.firmware, sim.version, sim.reactive_power) == (Firmware.OLD, "2025.2.3", False)
+    with pytest.raises(SystemExit):
+        parser.parse_args(["--firmware", "2024"])
 
 
 # ------------------------------------------------------------------------------ parser details
@@ -1140,3 +1433,158 @@ def test_fuzz_channel_lists(items: Any) -> None:
         assert value is None or value >= 0
     assert result.dc_pv_w is None or result.dc_pv_w >= 0
     assert result.api_timeout_s is None or result.api_timeout_s > 0
+
+
+# ------------------------------------------------------------------------- error replies, fuzzed
+
+DOCUMENTED = (
+    AuthError,
+    CannotConnectError,
+    RateLimitedError,
+    ProtocolError,
+    NotSupportedError,
+    UnknownBatteryError,
+    CommandRejectedError,
+)
+FUZZ_STATUSES = (200, 400, 401, 404, 500, 502)
+FUZZ_BODIES: dict[str, tuple[bytes, str]] = {
+    "html": (b"<html><body><h1>Oops</h1></body></html>", "text/html"),
+    "jetty-html": (
+        (
+            b"<html><title>Error 500 java.lang.NullPointerException</title>"
+            b"<tr><th>MESSAGE:</th><td>java.lang.NullPointerException</td></tr></html>"
+        ),
+        "text/html",
+    ),
+    "empty": (b"", "application/json"),
+    "garbage": (b"\x00\xff\xfegarbage{", "application/octet-stream"),
+    "json-list": (b"[1, 2]", "application/json"),
+    "json-object": (b'{"unexpected": true}', "application/json"),
+    "json-string": (b'"text"', "application/json"),
+    "jetty-json": (
+        b'{"url": "/x", "status": "500", "message": "Server Error"}',
+        "application/json",
+    ),
+    "jsonrpc-other": (rpc_error(4005, "Too Many Requests").encode(), "application/json"),
+    "plain": (b"HTTP ERROR 500 Server Error\nURI: /x\n", "text/plain"),
+}
+
+
+async def test_fuzzed_replies_end_in_documented_errors(
+    start_app: StartApp, session: aiohttp.ClientSession
+) -> None:
+    """Every status x body on GET and POST: success or a documented error, nothing else."""
+    reply: dict[str, Any] = {}
+
+    async def handler(request: web.Request) -> web.Response:
+        return web.Response(
+            status=reply["status"], body=reply["body"], headers={"Content-Type": reply["type"]}
+        )
+
+    app = web.Application()
+    app.router.add_route("*", "/{tail:.*}", handler)
+    backend = make_backend(session, await start_app(app))
+    for status, name, method in product(FUZZ_STATUSES, FUZZ_BODIES, ("GET", "POST")):
+        body, content_type = FUZZ_BODIES[name]
+        reply.update(status=status, body=body, type=content_type)
+        call = (
+            backend.async_get_snapshot("ess0")
+            if method == "GET"
+            else backend.async_apply("ess0", ControlCommand(ControlMode.AUTO))
+        )
+        error: BackendError | None = None
+        try:
+            await call
+        except BackendError as err:
+            error = err
+        case = (status, name, method)
+        if error is None:
+            # Only a 200 with a JSON object is an accepted write.
+            assert (status, method) == (200, "POST"), case
+            assert body.startswith(b"{"), case
+            continue
+        assert type(error) in DOCUMENTED, case
+        assert status != 200 or type(error) is ProtocolError, case
+        assert_no_secret(error)
+
+
+def jetty12_page(message: str) -> bytes:
+    return (
+        f"<html>\n<head>\n<title>Error 500 {message}</title>\n</head>\n<body>\n"
+        f"<h2>HTTP ERROR 500 {message}</h2>\n<table>\n"
+        f"<tr><th>MESSAGE:</th><td>{message}</td></tr>\n</table>\n</body>\n</html>\n"
+    ).encode("latin-1", "replace")
+
+
+MARKERS = st.sampled_from(
+    [
+        "Authentication failed",
+        "Access to this resource [HTTP POST] is denied for User with Role [GUEST]",
+        "REST-Api is in Read-Only mode",
+        "[Channel [ID=Soc]] is not a Write Channel",
+        "Unable to find OpenEMS Component with ID [ess9]",
+        "Channel [X] is not defined for ID [ess0]",
+        "io.openems.common.exceptions.OpenemsException: Value is missing",
+        f"bad value {OWNER}",
+        "",
+    ]
+)
+BODIES = (
+    st.binary(max_size=200)
+    | st.text(max_size=200).map(str.encode)
+    | st.builds(lambda marker, junk: jetty12_page(marker + junk), MARKERS, st.text(max_size=20))
+    | st.builds(lambda marker: rpc_error(1, marker).encode(), MARKERS)
+    | st.builds(lambda marker: json.dumps({"status": "500", "message": marker}).encode(), MARKERS)
+    | JSON.map(lambda value: json.dumps(value).encode())
+)
+
+
+@FUZZ
+@given(
+    status=st.sampled_from(FUZZ_STATUSES) | st.integers(100, 599),
+    body=BODIES,
+    method=st.sampled_from(["GET", "POST"]),
+)
+def test_fuzz_error_classification(status: int, body: bytes, method: str) -> None:
+    backend = FemsBackend(MagicMock(), "fems.invalid", 80, OWNER)
+    err = backend._error(status, body, method, f"{method} /rest/channel/x/y")
+    assert type(err) in DOCUMENTED
+    assert len(str(err)) < 400
+    assert_no_secret(err)
+
+
+@pytest.mark.parametrize(
+    ("body", "expected"),
+    [
+        (
+            rpc_error(1003, "Authentication failed"),
+            ErrorReply(1003, *["Authentication failed"] * 2),
+        ),
+        (json.dumps({"error": {"code": True, "message": 5}}), ErrorReply(None, "", "")),
+        (
+            json.dumps({"message": "Server Error", "cause0": "java.lang.X: a &amp; b"}),
+            ErrorReply(None, "java.lang.X: a & b", "Server Error java.lang.X: a & b"),
+        ),
+        ("[1]", ErrorReply(None, "", "")),
+        (
+            "HTTP ERROR 500 x\nURI: /a\nSTATUS: 500\nMESSAGE: java.lang.X: y\n",
+            ErrorReply(
+                None,
+                "java.lang.X: y",
+                "HTTP ERROR 500 x URI: /a STATUS: 500 MESSAGE: java.lang.X: y",
+            ),
+        ),
+        (
+            (
+                "<tr><th>MESSAGE:</th><td>Server Error</td></tr>"
+                "<tr><th>CAUSED BY:</th><td>java.lang.X: &lt;y&gt;</td></tr>"
+            ),
+            ErrorReply(
+                None, "java.lang.X: <y>", "MESSAGE: Server Error CAUSED BY: java.lang.X: <y>"
+            ),
+        ),
+        ("", ErrorReply(None, "", "")),
+    ],
+)
+def test_parse_error_reply(body: str, expected: ErrorReply) -> None:
+    assert parse_error_reply(body.encode()) == expected

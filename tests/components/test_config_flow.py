@@ -74,6 +74,7 @@ from custom_components.battery_bridge.const import (
     DOMAIN,
     SUBENTRY_BATTERY,
 )
+from simulator.fems import Firmware
 from tests.conftest import StartApp
 
 INTEGRATION = Path(__file__).parents[2] / "custom_components" / DOMAIN
@@ -1506,13 +1507,14 @@ def test_read_only_explanation_names_the_write_app_and_the_fix() -> None:
 
 @pytest.mark.usefixtures("socket_enabled")
 async def test_fems_simulator_guest_then_owner(
-    hass: HomeAssistant, create_backend: MagicMock, start_app: StartApp
+    hass: HomeAssistant, create_backend: MagicMock, start_app: StartApp, fems_firmware: Firmware
 ) -> None:
-    """The real FEMS client: the guest password gives a read-only entry, the owner one writes."""
+    """The real FEMS client, both firmware families: a wrong password is invalid_auth, the guest
+    password gives a read-only entry (after the note), the owner one writes."""
     from simulator.fems import create_app
 
     create_backend.side_effect = real_create_backend
-    server = await start_app(create_app())
+    server = await start_app(create_app(firmware=fems_firmware))
     address = {
         CONF_HOST: "127.0.0.1",
         CONF_PORT: server.port,
@@ -1528,10 +1530,12 @@ async def test_fems_simulator_guest_then_owner(
         result["flow_id"], {**address, CONF_PASSWORD: "user"}
     )
     assert result["step_id"] == "fems_read_only"
+    assert result["description_placeholders"] == {CONF_HOST: "127.0.0.1"}
     result = await hass.config_entries.flow.async_configure(result["flow_id"], {})
     assert result["type"] is FlowResultType.CREATE_ENTRY
     entry = result["result"]
     assert entry.data[CONF_CAN_WRITE] is False
+    assert entry.data[CONF_PASSWORD] == "user"
 
     result = await hass.config_entries.flow.async_init(
         DOMAIN, context={"source": SOURCE_RECONFIGURE, "entry_id": entry.entry_id}
@@ -1545,6 +1549,67 @@ async def test_fems_simulator_guest_then_owner(
     assert result["reason"] == "reconfigure_successful"
     assert entry.data[CONF_CAN_WRITE] is True
     assert entry.data[CONF_PASSWORD] == "owner"
+
+
+@pytest.mark.usefixtures("socket_enabled")
+@pytest.mark.parametrize(
+    "options",
+    [{"write_app": False}, {"reactive_power": False}],
+    ids=["read-only-rest-app", "unmanaged-ess"],
+)
+async def test_fems_simulator_without_write_access(
+    hass: HomeAssistant,
+    create_backend: MagicMock,
+    start_app: StartApp,
+    fems_firmware: Firmware,
+    options: dict[str, bool],
+) -> None:
+    """The owner password on a read-only REST app, or an ESS without the probe channel: a
+    read-only entry after the note, in both firmware families."""
+    from simulator.fems import SIM, create_app
+
+    create_backend.side_effect = real_create_backend
+    app = create_app(firmware=fems_firmware, **options)
+    server = await start_app(app)
+    result = await _start(hass, "fems")
+    result = await hass.config_entries.flow.async_configure(
+        result["flow_id"],
+        {
+            CONF_HOST: "127.0.0.1",
+            CONF_PORT: server.port,
+            CONF_PASSWORD: "owner",
+            SECTION_ADVANCED: {CONF_ESS_ID: "ess0"},
+        },
+    )
+    assert result["type"] is FlowResultType.FORM
+    assert result["step_id"] == "fems_read_only"
+    result = await hass.config_entries.flow.async_configure(result["flow_id"], {})
+    assert result["type"] is FlowResultType.CREATE_ENTRY
+    assert result["data"][CONF_CAN_WRITE] is False
+    assert list(_subentries(result["result"])) == ["ess0"]
+    assert app[SIM].written == {}
+
+
+@pytest.mark.usefixtures("socket_enabled")
+async def test_fems_simulator_unknown_ess(
+    hass: HomeAssistant, create_backend: MagicMock, start_app: StartApp, fems_firmware: Firmware
+) -> None:
+    from simulator.fems import create_app
+
+    create_backend.side_effect = real_create_backend
+    server = await start_app(create_app(firmware=fems_firmware))
+    result = await _start(hass, "fems")
+    result = await hass.config_entries.flow.async_configure(
+        result["flow_id"],
+        {
+            CONF_HOST: "127.0.0.1",
+            CONF_PORT: server.port,
+            CONF_PASSWORD: "owner",
+            SECTION_ADVANCED: {CONF_ESS_ID: "ess9"},
+        },
+    )
+    assert result["errors"] == {"base": "unknown_battery"}
+    assert result["description_placeholders"] == {"battery_id": "ess9"}
 
 
 @pytest.mark.usefixtures("socket_enabled")

@@ -23,12 +23,17 @@ Writes:
     ``SetActivePowerLessOrEquals = +discharge_limit + DC-PV``.
 
 Errors:
-    401 or JSON-RPC code 1003 -> ``AuthError``; 404 on a GET (no channel matched at all: not a
-    FEMS REST API at this address, or the REST/JSON app is missing) -> ``NotSupportedError``; a
-    reply without the configured ESS -> ``UnknownBatteryError``; code 1002 (role denied) and
-    "REST-Api is in Read-Only mode" -> ``CommandRejectedError``; other refused writes ->
+    Replies are classified by their content, because the two firmware families answer the same
+    error differently: <= 2025.3 with a JSON-RPC error (HTTP 400, 401 for a wrong password);
+    >= 2025.4 (Jetty 12) with a 500 error page whose message names the OpenEMS exception (HTML, or
+    the JSON form we ask for with ``Accept: application/json``; plain text too). Code 1003, 401 or
+    "Authentication failed" -> ``AuthError``; code 1002 (role denied), "REST-Api is in Read-Only
+    mode" and "is not a Write Channel" -> ``CommandRejectedError``; code 2000 / "Unable to find
+    OpenEMS Component" and a reply without the configured ESS -> ``UnknownBatteryError``; "is not
+    defined for ID" (no such channel) and 404 on a GET (no channel matched: not a FEMS REST API
+    here, or the REST/JSON app is missing) -> ``NotSupportedError``; other refused writes ->
     ``CommandRejectedError``; 502/503/504 (the FEMS web server cannot reach the API), timeouts and
-    connection errors -> ``CannotConnectError``; HTML error pages, non-JSON and wrong types ->
+    connection errors -> ``CannotConnectError``; other error pages, non-JSON and wrong types ->
     ``ProtocolError``.
 """
 
@@ -38,7 +43,7 @@ import asyncio
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from enum import Enum
-import json
+import html
 import logging
 import math
 import re
@@ -368,20 +373,64 @@ def channel_regexes(specs: tuple[ChannelSpec, ...], ess_id: str) -> tuple[str, s
     return f"({'|'.join(components)})", f"({'|'.join(names)})"
 
 
-def _jsonrpc_error(body: bytes) -> tuple[int | None, str]:
-    """Return the JSON-RPC error code and message of an error body, if it is one."""
+# What the OpenEMS exceptions say (both families), lower case.
+_AUTH_FAILED: Final = "authentication failed"
+_ROLE_DENIED: Final = "is denied for user with role"
+_READ_ONLY_MODE: Final = "read-only mode"
+_NOT_WRITE_CHANNEL: Final = "is not a write channel"
+_NO_COMPONENT: Final = "unable to find openems component"
+_NO_CHANNEL: Final = "is not defined for id"
+_OPENEMS_EXCEPTION: Final = "io.openems."
+# The rows of a Jetty error page that carry the exception (HTML: "MESSAGE:</th><td>...", text:
+# "MESSAGE: ..."); Jetty 11 puts it in CAUSED BY and only "Server Error" in MESSAGE.
+_PAGE_ROWS: Final = re.compile(
+    r"(?:<th>)?(CAUSED BY|MESSAGE):?(?:</th><td>|\s)([^<\n]*)", re.IGNORECASE
+)
+_TAGS: Final = re.compile(r"<[^>]*>")
+
+
+@dataclass(frozen=True, slots=True)
+class ErrorReply:
+    """What an error reply says: a JSON-RPC error code, the exception message and all its text.
+
+    ``message`` is the JSON-RPC message or the exception of a Jetty error page ("" if none);
+    ``text`` is every text of the body (tags removed, entities decoded), for the classification.
+    """
+
+    code: int | None
+    message: str
+    text: str
+
+
+def parse_error_reply(body: bytes) -> ErrorReply:
+    """Read a JSON-RPC error (<= 2025.3) or a Jetty error page (HTML, JSON or plain text)."""
     try:
-        data = json.loads(body)
+        data = loads_strict(body)
     except ValueError, RecursionError:
-        return None, ""
-    if not isinstance(data, dict) or not isinstance(error := data.get("error"), dict):
-        return None, ""
-    code = error.get("code")
-    message = error.get("message")
-    return (
-        code if isinstance(code, int) and not isinstance(code, bool) else None,
-        message if isinstance(message, str) else "",
-    )
+        data = None
+    if isinstance(data, dict):
+        error = data.get("error")
+        if isinstance(error, dict):  # JSON-RPC: {"error": {"code": C, "message": M, ...}}
+            code = error.get("code")
+            message = error.get("message")
+            text = message if isinstance(message, str) else ""
+            number = code if isinstance(code, int) and not isinstance(code, bool) else None
+            return ErrorReply(number, text, text)
+        # Jetty's JSON form: {"url": ..., "status": "500", "message": M}; Jetty 11 adds "cause0".
+        texts = {
+            key: html.unescape(value)
+            for key, value in data.items()
+            if isinstance(value, str) and (key == "message" or key.startswith("cause"))
+        }
+        message = texts.get("cause0") or texts.get("message") or ""
+        return ErrorReply(None, message, " ".join(texts.values()))
+    if data is not None:
+        return ErrorReply(None, "", "")  # JSON of another shape
+    page = body.decode("utf-8", "replace")
+    rows = {name.upper(): html.unescape(value).strip() for name, value in _PAGE_ROWS.findall(page)}
+    message = rows.get("CAUSED BY") or rows.get("MESSAGE") or ""
+    text = " ".join(html.unescape(_TAGS.sub(" ", page)).split())
+    return ErrorReply(None, message, text)
 
 
 class FemsBackend:
@@ -422,8 +471,10 @@ class FemsBackend:
         self._session = session
         self._password = password
         # Sent up front: the FEMS never sends a challenge. The user name is ignored by the FEMS.
+        # JSON also for the Jetty 12 error pages (they follow the Accept header; HTML otherwise).
         self._headers = {
-            "Authorization": aiohttp.encode_basic_auth(username.replace(":", ""), password)
+            "Authorization": aiohttp.encode_basic_auth(username.replace(":", ""), password),
+            "Accept": "application/json",
         }
         self._ess_id = ess_id
         self._can_write = can_write
@@ -490,42 +541,45 @@ class FemsBackend:
         return text.replace(self._password, "***") if self._password else text
 
     def _error(self, status: int, body: bytes, method: str, where: str) -> BackendError:
-        """Map a non-200 reply to the error taxonomy."""
-        code, message = _jsonrpc_error(body)
-        text = body.decode("utf-8", "replace")
-        if status == 401 or code == 1003:
+        """Map a non-200 reply to the error taxonomy, by what it says (both firmware families)."""
+        reply = parse_error_reply(body)
+        code, text = reply.code, reply.text.lower()
+        said = f": {self._scrub(reply.message)}" if reply.message else ""
+        if status == 401 or code == 1003 or _AUTH_FAILED in text:
             return AuthError(f"FEMS rejected the password ({where}: HTTP {status})")
+        if code == 1002 or _ROLE_DENIED in text:
+            return CommandRejectedError(
+                f"FEMS refused {where}: writing needs the owner password and the FEMS App "
+                "REST/JSON write access (role access denied)"
+            )
+        if _READ_ONLY_MODE in text:
+            return CommandRejectedError(
+                f"FEMS refused {where}: REST-Api is in Read-Only mode (the FEMS App REST/JSON "
+                "write access is not installed)"
+            )
+        if _NOT_WRITE_CHANNEL in text:
+            return CommandRejectedError(f"FEMS refused {where}: the channel is read-only")
+        if code == 2000 or _NO_COMPONENT in text:
+            return UnknownBatteryError(f"FEMS has no such component ({where})")
+        if _NO_CHANNEL in text:
+            return NotSupportedError(f"FEMS has no such channel ({where})")
         if status == 404:
             return NotSupportedError(
                 f"FEMS has no such channels ({where}: HTTP 404); check that the REST/JSON app "
                 "is installed, the port and the ESS id"
             )
-        if code == 1002:
-            return CommandRejectedError(
-                f"FEMS refused {where}: writing needs the owner password and the FEMS App "
-                "REST/JSON write access (role access denied)"
-            )
-        if "read-only mode" in text.lower():
-            return CommandRejectedError(
-                f"FEMS refused {where}: REST-Api is in Read-Only mode (the FEMS App REST/JSON "
-                "write access is not installed)"
-            )
-        if code == 2000:
-            return UnknownBatteryError(f"FEMS has no such component ({where})")
         if status == 429:
             return RateLimitedError(f"FEMS asked to slow down ({where})")
         if status in (502, 503, 504):
             return CannotConnectError(f"FEMS API unavailable ({where}: HTTP {status})")
-        if method == "POST" and code is not None:
-            return CommandRejectedError(
-                f"FEMS refused {where} (code {code}): {self._scrub(message)}"
-            )
-        if text.lstrip().startswith("<"):
+        if method == "POST" and (code is not None or _OPENEMS_EXCEPTION in text):
+            number = f" (code {code})" if code is not None else ""
+            return CommandRejectedError(f"FEMS refused {where}{number}{said}")
+        if body.lstrip().startswith(b"<"):
             return ProtocolError(
-                f"FEMS answered {where} with an HTML error page (HTTP {status}); FEMS 2025.4 "
-                "and newer also answer a wrong password this way"
+                f"FEMS answered {where} with an HTML error page (HTTP {status}){said}"
             )
-        return ProtocolError(f"FEMS answered {where} with HTTP {status}")
+        return ProtocolError(f"FEMS answered {where} with HTTP {status}{said}")
 
     async def _get(self, specs: tuple[ChannelSpec, ...]) -> dict[str, FemsChannel]:
         component, channel = (
@@ -556,8 +610,9 @@ class FemsBackend:
         """Read ``_sum/State`` and ``<ess>/State`` (the guest password is enough).
 
         Raises:
-            AuthError: wrong password.
+            AuthError: wrong password (either firmware family).
             UnknownBatteryError: the configured ESS does not exist.
+            NotSupportedError: HTTP 404, no channel matched (no REST/JSON app, or the wrong port).
             ProtocolError: the reply is not an OpenEMS channel reply.
         """
         channels = await self._get((SUM_STATE, ESS_STATE))
@@ -708,16 +763,19 @@ class FemsBackend:
         worst keeps an active setpoint of this client alive a little longer (and is accounted for).
 
         Returns:
-            True when the write was accepted; False for a read-only API (no write app), a
-            password without the owner role, or an ESS that takes no writes.
+            True when the write was accepted; False for every "no write access" answer (a
+            read-only API, a password without the owner role, a channel that is not writable) and
+            for an ESS without the probe channel (not a managed ESS) or no such ESS, in both
+            firmware families.
 
         Raises:
             AuthError: wrong password.
             CannotConnectError: the FEMS cannot be reached.
+            ProtocolError: a reply that says none of this (an unknown error page).
         """
         try:
             await self._post(SET_REACTIVE_POWER_EQUALS, None)
-        except CommandRejectedError as err:
+        except (CommandRejectedError, NotSupportedError) as err:
             _LOGGER.debug("FEMS write probe refused: %s", err)
             return False
         return True
