@@ -216,6 +216,32 @@ class BatteryController:
             control.current.setpoint_w if control.current and reported else None,
         )
 
+    def displayed_mode(self) -> ControlMode | None:
+        """Return the mode the battery is in: the one it reports (confirmed), else the one in force.
+
+        A battery that reports no mode (FEMS) runs in the policy's ``release_mode`` while nothing
+        of ours is in force. Requested but unconfirmed modes are not shown here (see ``pending``).
+        """
+        control = self._snapshot.control
+        if control.current is not None and control.current.mode is not None:
+            return control.current.mode
+        mode = self.current_mode()
+        release = self.policy.release_mode
+        if mode is None and release is not None and release in self._snapshot.capabilities.modes:
+            return release
+        return mode
+
+    def commanded_setpoint(self) -> int | None:
+        """Return the commanded setpoint in force while the mode in force takes one, else None.
+
+        Reported setpoints count only where they are commands (``reported_setpoint_is_a_command``),
+        so the power a FEMS's own control applies now is never shown as ours.
+        """
+        mode = self.current_mode()
+        if mode is not None and mode not in self._snapshot.capabilities.setpoint_modes:
+            return None
+        return self.current_setpoint(reported=self.policy.reported_setpoint_is_a_command)
+
     def _in_force[T](self, requested: T | None, ours: T | None, reported: T | None) -> T | None:
         """Pick what a new command builds on.
 

@@ -32,14 +32,9 @@ class BatteryBridgeNumberEntityDescription(NumberEntityDescription, BatteryBridg
     set_fn: Callable[[BatteryController, float], Awaitable[None]]
 
 
-def _setpoint(snapshot: BatterySnapshot, controller: BatteryController) -> float | None:
-    """Return the setpoint the device reports, else the requested one, else the one we wrote."""
-    control = snapshot.control
-    for instruction in (control.current, control.desired):
-        if instruction is not None and instruction.setpoint_w is not None:
-            return instruction.setpoint_w
-    active = controller.active
-    return None if active is None else active.command.setpoint_w
+def _setpoint(_snapshot: BatterySnapshot, controller: BatteryController) -> float | None:
+    """Return the commanded setpoint (never the power the device applies now, which drifts)."""
+    return controller.commanded_setpoint()
 
 
 def _charge_bounds(capabilities: Capabilities) -> tuple[int, int]:
@@ -97,7 +92,8 @@ def _power_limit(
 
 NUMBERS: tuple[BatteryBridgeNumberEntityDescription, ...] = (
     BatteryBridgeNumberEntityDescription(
-        # W, + = discharge, - = charge; created where the battery takes a setpoint.
+        # W, + = discharge, - = charge; created where the battery takes a setpoint. It shows our
+        # command (unknown in a mode without one); sensor "applied_setpoint" shows what is applied.
         key="power_setpoint",
         translation_key="power_setpoint",
         device_class=NumberDeviceClass.POWER,
@@ -156,8 +152,12 @@ class BatteryBridgeNumber(BatteryBridgeEntity, NumberEntity):
 
     @property
     def native_value(self) -> float | None:
-        """Return the value the device reports, else the requested one."""
-        return self.entity_description.value_fn(self.snapshot, self.controller)
+        """Return the value in force, rounded to the step (the state changes only with it)."""
+        value = self.entity_description.value_fn(self.snapshot, self.controller)
+        step = self.entity_description.native_step
+        if value is None or not step:
+            return value
+        return round(value / step) * step
 
     async def async_set_native_value(self, value: float) -> None:
         """Hand the new value to the controller."""

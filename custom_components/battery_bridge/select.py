@@ -4,49 +4,34 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from typing import Final
 
 from homeassistant.components.select import SelectEntity, SelectEntityDescription
 from homeassistant.core import HomeAssistant
 from homeassistant.helpers.entity_platform import AddConfigEntryEntitiesCallback
 
-from .api import BackendKind, BatterySnapshot, ControlMode
+from .api import BackendKind, BatterySnapshot
 from .control import BatteryController, settable_modes
 from .coordinator import BatteryBridgeConfigEntry, BatteryRuntime
 from .entity import BatteryBridgeEntity, BatteryBridgeEntityDescription, supported
 
 PARALLEL_UPDATES = 1
 
+# State attributes while the backend reports where the last command stands (FlexConnect, Enode).
+ATTR_REQUESTED_OPTION: Final = "requested_option"
+ATTR_COMMAND_STATE: Final = "command_state"
+
 
 @dataclass(frozen=True, kw_only=True)
 class BatteryBridgeSelectEntityDescription(SelectEntityDescription, BatteryBridgeEntityDescription):
-    """A select: its options, how to read the current one, which intent selecting expresses."""
+    """A select: its options and which intent selecting expresses."""
 
     options_fn: Callable[[BatterySnapshot], list[str]]
-    current_fn: Callable[[BatterySnapshot, BatteryController], str | None]
     select_fn: Callable[[BatteryController, str], Awaitable[None]]
 
 
 def _mode_options(snapshot: BatterySnapshot) -> list[str]:
     return [mode.value for mode in settable_modes(snapshot.capabilities)]
-
-
-def _current_mode(snapshot: BatterySnapshot, controller: BatteryController) -> str | None:
-    """Return the mode the device reports, else the requested one, else the one we wrote.
-
-    A battery that forgets commands (FEMS: ``command_timeout_s``) is in ``auto`` unless we asked
-    for something else, as nothing of ours is in force after its timeout.
-    """
-    control = snapshot.control
-    for instruction in (control.current, control.desired):
-        if instruction is not None and instruction.mode is not None:
-            return instruction.mode.value
-    active = controller.active
-    if active is not None:
-        return active.command.mode.value
-    capabilities = snapshot.capabilities
-    if capabilities.command_timeout_s is not None and ControlMode.AUTO in capabilities.modes:
-        return ControlMode.AUTO.value
-    return None
 
 
 def _has_modes(snapshot: BatterySnapshot) -> bool:
@@ -60,7 +45,6 @@ SELECTS: tuple[BatteryBridgeSelectEntityDescription, ...] = (
         backends=frozenset({BackendKind.FLEXCONNECT, BackendKind.FEMS}),
         exists_fn=_has_modes,
         options_fn=_mode_options,
-        current_fn=_current_mode,
         select_fn=lambda controller, option: controller.async_set_mode(option),
     ),
     BatteryBridgeSelectEntityDescription(
@@ -69,7 +53,6 @@ SELECTS: tuple[BatteryBridgeSelectEntityDescription, ...] = (
         backends=frozenset({BackendKind.ENODE}),
         exists_fn=_has_modes,
         options_fn=_mode_options,
-        current_fn=_current_mode,
         select_fn=lambda controller, option: controller.async_set_mode(option),
     ),
 )
@@ -109,9 +92,21 @@ class BatteryBridgeSelect(BatteryBridgeEntity, SelectEntity):
 
     @property
     def current_option(self) -> str | None:
-        """Return the mode in force, if it is one of the options."""
-        option = self.entity_description.current_fn(self.snapshot, self.controller)
-        return option if option in self.options else None
+        """Return the mode the battery is in (confirmed, not merely requested), if an option."""
+        mode = self.controller.displayed_mode()
+        return mode.value if mode is not None and mode.value in self.options else None
+
+    @property
+    def extra_state_attributes(self) -> dict[str, str | None] | None:
+        """Return the requested mode (while pending) and the state of the last command."""
+        control = self.snapshot.control
+        if control.command_status is None:
+            return None
+        requested = control.desired.mode if control.pending and control.desired else None
+        return {
+            ATTR_REQUESTED_OPTION: None if requested is None else requested.value,
+            ATTR_COMMAND_STATE: control.command_status.value,
+        }
 
     async def async_select_option(self, option: str) -> None:
         """Hand the selected mode to the controller."""

@@ -36,7 +36,7 @@ from .api import (
 from .const import LOGGER
 from .control import BatteryController, settable_modes
 from .coordinator import BatteryBridgeConfigEntry, BatteryRuntime
-from .entity import BatteryBridgeEntity, BatteryBridgeEntityDescription, supported
+from .entity import ALL_BACKENDS, BatteryBridgeEntity, BatteryBridgeEntityDescription, supported
 from .overrides import NO_OVERRIDE, OverrideMode
 
 PARALLEL_UPDATES = 0
@@ -194,11 +194,18 @@ def _override_end(controller: BatteryController) -> datetime | None:
     return None if override is None else override.ends_at
 
 
+def _applied_setpoint(snapshot: BatterySnapshot) -> int | None:
+    """Return the setpoint the battery reports it applies (FEMS: what its control sets now)."""
+    current = snapshot.control.current
+    return None if current is None else current.setpoint_w
+
+
 def _power(
     key: str,
     value_fn: Callable[[BatterySnapshot], StateType],
     *,
-    backends: frozenset[BackendKind],
+    backends: frozenset[BackendKind] = ALL_BACKENDS,
+    exists_fn: Callable[[BatterySnapshot], bool] = lambda _: True,
     diagnostic: bool = False,
 ) -> BatteryBridgeSensorEntityDescription:
     """Describe a power sensor in W; a diagnostic one is disabled by default."""
@@ -206,6 +213,7 @@ def _power(
         key=key,
         translation_key=key,
         backends=backends,
+        exists_fn=exists_fn,
         device_class=SensorDeviceClass.POWER,
         state_class=SensorStateClass.MEASUREMENT,
         native_unit_of_measurement=UnitOfPower.WATT,
@@ -359,6 +367,14 @@ SENSORS: tuple[BatteryBridgeSensorEntityDescription, ...] = (
         "max_discharge_power",
         lambda s: s.state.max_discharge_power_w,
         backends=FEMS,
+        diagnostic=True,
+    ),
+    # Where the battery reports the setpoint it applies: it may change every poll (FEMS in auto),
+    # so it is here and not on the setpoint number, which shows the commanded setpoint.
+    _power(
+        "applied_setpoint",
+        _applied_setpoint,
+        exists_fn=lambda s: _applied_setpoint(s) is not None,
         diagnostic=True,
     ),
     # A timed override (the start_override action) of a battery that can be controlled.

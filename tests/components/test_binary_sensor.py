@@ -18,7 +18,7 @@ from syrupy.assertion import SnapshotAssertion
 
 from custom_components.battery_bridge.api import BackendKind, CommandStatus
 
-from .conftest import FLEX_ID_2, FakeBackend
+from .conftest import ENODE_ID_2, FLEX_ID_2, FakeBackend
 
 pytestmark = pytest.mark.parametrize("platforms", [[Platform.BINARY_SENSOR]])
 
@@ -54,6 +54,27 @@ async def test_command_pending_follows_device(
     assert hass.states.get(entity_id).state == STATE_ON
     mock_backend.set_control(FLEX_ID_2, command_status=CommandStatus.CONFIRMED)
     freezer.tick(timedelta(seconds=15))
+    async_fire_time_changed(hass)
+    await hass.async_block_till_done()
+    assert hass.states.get(entity_id).state == STATE_OFF
+
+
+@pytest.mark.parametrize("backend_kind", [BackendKind.ENODE])
+@pytest.mark.parametrize(
+    "status", [CommandStatus.CONFIRMED, CommandStatus.FAILED, CommandStatus.CANCELLED]
+)
+async def test_command_pending_enode_action(
+    hass: HomeAssistant,
+    mock_backend: FakeBackend,
+    init_integration: MockConfigEntry,
+    freezer: FrozenDateTimeFactory,
+    status: CommandStatus,
+) -> None:
+    """Command pending is on while the Enode Action is pending, off once it ended in any way."""
+    entity_id = "binary_sensor.enphase_iq_command_pending"
+    assert hass.states.get(entity_id).state == STATE_ON
+    mock_backend.set_control(ENODE_ID_2, desired=None, command_status=status)
+    freezer.tick(timedelta(seconds=60))
     async_fire_time_changed(hass)
     await hass.async_block_till_done()
     assert hass.states.get(entity_id).state == STATE_OFF

@@ -674,3 +674,44 @@ async def test_fake_backend_validate(mock_backend: FakeBackend) -> None:
     mock_backend.get_error = CannotConnectError("down")
     with pytest.raises(CannotConnectError):
         await mock_backend.async_validate()
+
+
+# What the entities show (one reading of what is in force, shared with composing commands)
+
+
+@pytest.mark.parametrize("backend_kind", [BackendKind.FLEXCONNECT])
+async def test_shown_flexconnect(
+    hass: HomeAssistant, mock_backend: FakeBackend, init_integration: MockConfigEntry
+) -> None:
+    """FlexConnect: the reported (applied) mode is shown, the requested setpoint is in force."""
+    cellar = _controller(init_integration, 1)  # auto applied, pcc at 500 W requested
+    assert cellar.displayed_mode() is ControlMode.AUTO
+    assert cellar.current_mode() is ControlMode.PCC
+    assert cellar.commanded_setpoint() == 500
+
+
+@pytest.mark.parametrize("backend_kind", [BackendKind.FEMS])
+async def test_shown_fems(
+    hass: HomeAssistant, mock_backend: FakeBackend, init_integration: MockConfigEntry
+) -> None:
+    """FEMS: auto (its release mode) and no setpoint until we command one; never the applied one."""
+    controller = _controller(init_integration)
+    assert controller.displayed_mode() is ControlMode.AUTO
+    assert controller.commanded_setpoint() is None  # it applies 1200 W: not ours
+    await controller.async_set_power(-1234)
+    assert controller.displayed_mode() is ControlMode.POWER
+    assert controller.commanded_setpoint() == -1234
+    await controller.async_set_mode("auto")
+    assert controller.commanded_setpoint() is None
+
+
+@pytest.mark.parametrize("backend_kind", [BackendKind.ENODE])
+async def test_shown_enode(
+    hass: HomeAssistant, mock_backend: FakeBackend, init_integration: MockConfigEntry
+) -> None:
+    """Enode: the confirmed mode is shown while the requested one is pending; no setpoint."""
+    controller = _controller(init_integration)
+    await controller.async_set_mode("export_focus")
+    assert controller.displayed_mode() is ControlMode.IMPORT_FOCUS
+    assert controller.current_mode() is ControlMode.EXPORT_FOCUS
+    assert controller.commanded_setpoint() is None

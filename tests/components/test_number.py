@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+from datetime import timedelta
+
+from freezegun.api import FrozenDateTimeFactory
 from homeassistant.components.number import (
     ATTR_MAX,
     ATTR_MIN,
+    ATTR_STEP,
     ATTR_VALUE,
     DOMAIN as NUMBER_DOMAIN,
     SERVICE_SET_VALUE,
@@ -14,23 +19,36 @@ from homeassistant.core import HomeAssistant
 from homeassistant.exceptions import ServiceValidationError
 from homeassistant.helpers import entity_registry as er
 import pytest
-from pytest_homeassistant_custom_component.common import MockConfigEntry, snapshot_platform
+from pytest_homeassistant_custom_component.common import (
+    MockConfigEntry,
+    async_fire_time_changed,
+    snapshot_platform,
+)
 from syrupy.assertion import SnapshotAssertion
 
 from custom_components.battery_bridge.api import (
     BackendKind,
     BatterySnapshot,
+    CommandStatus,
     ControlCommand,
+    ControlInstruction,
     ControlMode,
     ControlStatus,
 )
 
-from .conftest import FEMS_ID, FLEX_ID_1, FakeBackend, fems_snapshots
+from .conftest import FEMS_ID, FLEX_ID_1, FakeBackend, fems_snapshots, flexconnect_snapshots
 
 pytestmark = pytest.mark.parametrize("platforms", [[Platform.NUMBER]])
 
 FEMS_SETPOINT = "number.fems_ess0_power_setpoint"
 FLEX_SETPOINT = "number.garage_battery_power_setpoint"
+FLEX_CELLAR_SETPOINT = "number.cellar_battery_power_setpoint"
+
+
+async def _poll(hass: HomeAssistant, freezer: FrozenDateTimeFactory, seconds: float) -> None:
+    freezer.tick(timedelta(seconds=seconds))
+    async_fire_time_changed(hass)
+    await hass.async_block_till_done()
 
 
 async def _set(hass: HomeAssistant, entity_id: str, value: float) -> None:
@@ -90,12 +108,14 @@ async def test_set_value(
     assert state is not None
     assert state.attributes[ATTR_MIN] == -5000
     assert state.attributes[ATTR_MAX] == 5000
-    assert state.state == "1200"
+    # In auto nothing is commanded: unknown, not the 1200 W the FEMS's own control applies.
+    assert state.state == STATE_UNKNOWN
 
     await _set(hass, FEMS_SETPOINT, -2500)
     assert mock_backend.applied == [
         (FEMS_ID, ControlCommand(mode=ControlMode.POWER, setpoint_w=-2500))
     ]
+    assert hass.states.get(FEMS_SETPOINT).state == "-2500"
 
 
 @pytest.mark.parametrize("backend_kind", [BackendKind.FEMS])
@@ -106,6 +126,15 @@ async def test_set_value_out_of_range(
     with pytest.raises(ServiceValidationError):
         await _set(hass, FEMS_SETPOINT, 6000)
     assert mock_backend.applied == []
+
+
+def _flex_without_desired() -> dict[str, BatterySnapshot]:
+    snapshots = flexconnect_snapshots()
+    snapshot = snapshots[FLEX_ID_1]
+    snapshots[FLEX_ID_1] = replace(
+        snapshot, control=replace(snapshot.control, desired=None, command_status=None)
+    )
+    return snapshots
 
 
 def _without_readback() -> dict[str, BatterySnapshot]:
@@ -124,23 +153,141 @@ def _without_readback() -> dict[str, BatterySnapshot]:
 async def test_value_without_readback(
     hass: HomeAssistant, mock_backend: FakeBackend, init_integration: MockConfigEntry
 ) -> None:
-    """Without a reported setpoint the number shows what was written, unknown before that."""
+    """Without anything reported the number shows what was written, unknown before that."""
     assert hass.states.get(FEMS_SETPOINT).state == STATE_UNKNOWN
     await _set(hass, FEMS_SETPOINT, 1500)
     assert hass.states.get(FEMS_SETPOINT).state == "1500"
 
 
 @pytest.mark.parametrize("backend_kind", [BackendKind.FLEXCONNECT])
-async def test_value_shows_reported_setpoint(
-    hass: HomeAssistant, mock_backend: FakeBackend, init_integration: MockConfigEntry
+async def test_flexconnect_shows_commanded_setpoint(
+    hass: HomeAssistant,
+    mock_backend: FakeBackend,
+    init_integration: MockConfigEntry,
+    freezer: FrozenDateTimeFactory,
 ) -> None:
-    """The number shows what the device reports, not only what was sent."""
+    """FlexConnect: the number shows the desired setpoint, pending or applied, not the current one."""
+    # Cellar: auto (current, 0 W) -> pcc at 500 W pending: the requested 500 W is shown.
+    assert hass.states.get(FLEX_CELLAR_SETPOINT).state == "500"
     await _set(hass, FLEX_SETPOINT, 3000)
     assert mock_backend.applied == [
         (FLEX_ID_1, ControlCommand(mode=ControlMode.POWER, setpoint_w=3000))
     ]
-    # The device has not applied it yet: the reported setpoint is still shown.
+    # Pending (the device still applies -2000 W): the commanded setpoint is shown.
+    assert hass.states.get(FLEX_SETPOINT).state == "3000"
+    changed = hass.states.get(FLEX_SETPOINT).last_changed
+    # Applied: nothing changes.
+    applied = ControlInstruction(mode=ControlMode.POWER, setpoint_w=3000)
+    mock_backend.set_control(FLEX_ID_1, current=applied, command_status=CommandStatus.CONFIRMED)
+    await _poll(hass, freezer, 15)
+    state = hass.states.get(FLEX_SETPOINT)
+    assert (state.state, state.last_changed) == ("3000", changed)
+    # Another app requests a new setpoint: that is what is in force now.
+    mock_backend.set_control(FLEX_ID_1, desired=replace(applied, setpoint_w=-700))
+    await _poll(hass, freezer, 15)
+    assert hass.states.get(FLEX_SETPOINT).state == "-700"
+
+
+@pytest.mark.parametrize("backend_kind", [BackendKind.FLEXCONNECT])
+@pytest.mark.parametrize("fake_snapshots", [_flex_without_desired()])
+async def test_flexconnect_current_instruction_is_a_command(
+    hass: HomeAssistant, init_integration: MockConfigEntry
+) -> None:
+    """Without a desired instruction the current one (a command too) is shown."""
     assert hass.states.get(FLEX_SETPOINT).state == "-2000"
+
+
+@pytest.mark.parametrize("backend_kind", [BackendKind.FLEXCONNECT])
+async def test_flexconnect_mode_without_setpoint(
+    hass: HomeAssistant,
+    mock_backend: FakeBackend,
+    init_integration: MockConfigEntry,
+    freezer: FrozenDateTimeFactory,
+) -> None:
+    """In a mode that takes no setpoint (auto here) the number is unknown."""
+    auto = ControlInstruction(mode=ControlMode.AUTO, setpoint_w=0)
+    mock_backend.set_control(FLEX_ID_1, current=auto, desired=auto)
+    await _poll(hass, freezer, 15)
+    assert hass.states.get(FLEX_SETPOINT).state == STATE_UNKNOWN
+
+
+DRIFT = (-5000, -4818, -1986, -1970, 1234)
+
+
+async def _drift(
+    hass: HomeAssistant, mock_backend: FakeBackend, freezer: FrozenDateTimeFactory
+) -> None:
+    """Poll a FEMS whose applied setpoint (DebugSetActivePower) changes at every poll."""
+    for applied in DRIFT:
+        mock_backend.set_control(FEMS_ID, current=ControlInstruction(setpoint_w=applied))
+        mock_backend.set_state(FEMS_ID, power_w=float(applied))
+        await _poll(hass, freezer, 10)
+        assert mock_backend.snapshots[FEMS_ID].control.current.setpoint_w == applied
+
+
+@pytest.mark.parametrize("backend_kind", [BackendKind.FEMS])
+async def test_fems_auto_does_not_follow_applied_power(
+    hass: HomeAssistant,
+    mock_backend: FakeBackend,
+    init_integration: MockConfigEntry,
+    freezer: FrozenDateTimeFactory,
+) -> None:
+    """In auto the number stays unknown while the applied power drifts: no state change."""
+    before = hass.states.get(FEMS_SETPOINT)
+    calls = mock_backend.snapshot_calls
+    await _drift(hass, mock_backend, freezer)
+    assert mock_backend.snapshot_calls == calls + len(DRIFT)
+    after = hass.states.get(FEMS_SETPOINT)
+    assert after.state == STATE_UNKNOWN
+    assert after.last_changed == before.last_changed
+    assert after.last_updated == before.last_updated  # no attribute changed either
+
+
+@pytest.mark.parametrize("backend_kind", [BackendKind.FEMS])
+async def test_fems_power_shows_commanded_setpoint(
+    hass: HomeAssistant,
+    mock_backend: FakeBackend,
+    init_integration: MockConfigEntry,
+    freezer: FrozenDateTimeFactory,
+) -> None:
+    """In power mode the number shows our setpoint, constant while the applied power drifts."""
+    await _set(hass, FEMS_SETPOINT, -2000)
+    before = hass.states.get(FEMS_SETPOINT)
+    assert before.state == "-2000"
+    await _drift(hass, mock_backend, freezer)
+    after = hass.states.get(FEMS_SETPOINT)
+    assert after.state == "-2000"
+    assert after.last_changed == before.last_changed
+    assert after.last_updated == before.last_updated
+
+
+@pytest.mark.parametrize("backend_kind", [BackendKind.FEMS])
+async def test_fems_setpoint_rounded_to_step(
+    hass: HomeAssistant, mock_backend: FakeBackend, init_integration: MockConfigEntry
+) -> None:
+    """A setpoint off the number's step (from an action) is written as is, shown on the step."""
+    assert hass.states.get(FEMS_SETPOINT).attributes[ATTR_STEP] == 50
+    await _set(hass, FEMS_SETPOINT, -1234)
+    assert mock_backend.applied[-1] == (
+        FEMS_ID,
+        ControlCommand(mode=ControlMode.POWER, setpoint_w=-1234),
+    )
+    assert hass.states.get(FEMS_SETPOINT).state == "-1250"
+
+
+@pytest.mark.parametrize("backend_kind", [BackendKind.FEMS])
+async def test_fems_setpoint_dropped_by_timeout(
+    hass: HomeAssistant,
+    mock_backend: FakeBackend,
+    init_integration: MockConfigEntry,
+    freezer: FrozenDateTimeFactory,
+) -> None:
+    """When the FEMS client reports our setpoint expired (auto), the number shows unknown."""
+    await _set(hass, FEMS_SETPOINT, 1500)
+    assert hass.states.get(FEMS_SETPOINT).state == "1500"
+    mock_backend.set_control(FEMS_ID, desired=ControlInstruction(mode=ControlMode.AUTO))
+    await _poll(hass, freezer, 10)
+    assert hass.states.get(FEMS_SETPOINT).state == STATE_UNKNOWN
 
 
 FEMS_CHARGE_LIMIT = "number.fems_ess0_charge_limit"

@@ -7,7 +7,7 @@ from datetime import timedelta
 from unittest.mock import patch
 
 from freezegun.api import FrozenDateTimeFactory
-from homeassistant.const import STATE_UNKNOWN, Platform
+from homeassistant.const import STATE_UNKNOWN, EntityCategory, Platform
 from homeassistant.core import HomeAssistant, State
 from homeassistant.helpers import entity_registry as er
 from homeassistant.helpers.restore_state import async_get
@@ -20,7 +20,12 @@ from pytest_homeassistant_custom_component.common import (
 )
 from syrupy.assertion import SnapshotAssertion
 
-from custom_components.battery_bridge.api import BackendKind, BatterySnapshot, CommandStatus
+from custom_components.battery_bridge.api import (
+    BackendKind,
+    BatterySnapshot,
+    CommandStatus,
+    ControlInstruction,
+)
 from custom_components.battery_bridge.const import DOMAIN
 from custom_components.battery_bridge.sensor import COUNTER_RESET_ACCEPT_AFTER
 
@@ -60,6 +65,61 @@ async def test_diagnostic_power_limits_disabled_by_default(
         assert entry is not None
         assert entry.disabled_by is er.RegistryEntryDisabler.INTEGRATION
         assert hass.states.get(f"sensor.fems_ess0_{key}") is None
+
+
+FEMS_APPLIED = "sensor.fems_ess0_applied_setpoint"
+
+
+@pytest.mark.parametrize("backend_kind", [BackendKind.FEMS])
+async def test_applied_setpoint_disabled_by_default(
+    hass: HomeAssistant, entity_registry: er.EntityRegistry, init_integration: MockConfigEntry
+) -> None:
+    """The applied setpoint is a diagnostic sensor, disabled by default (it changes every poll)."""
+    entry = entity_registry.async_get(FEMS_APPLIED)
+    assert entry is not None
+    assert entry.disabled_by is er.RegistryEntryDisabler.INTEGRATION
+    assert entry.entity_category is EntityCategory.DIAGNOSTIC
+    assert hass.states.get(FEMS_APPLIED) is None
+
+
+@pytest.mark.usefixtures("entity_registry_enabled_by_default")
+@pytest.mark.parametrize("backend_kind", [BackendKind.FEMS])
+async def test_applied_setpoint_follows_device(
+    hass: HomeAssistant,
+    mock_backend: FakeBackend,
+    init_integration: MockConfigEntry,
+    freezer: FrozenDateTimeFactory,
+) -> None:
+    """The applied setpoint shows what the FEMS applies now, poll by poll."""
+    state = hass.states.get(FEMS_APPLIED)
+    assert state.state == "1200"
+    assert state.attributes["unit_of_measurement"] == "W"
+    for applied in (-5000, -4818, -1986):
+        mock_backend.set_control(FEMS_ID, current=ControlInstruction(setpoint_w=applied))
+        await _poll(hass, freezer, 10)
+        assert hass.states.get(FEMS_APPLIED).state == str(applied)
+    mock_backend.set_control(FEMS_ID, current=None)
+    await _poll(hass, freezer, 10)
+    assert hass.states.get(FEMS_APPLIED).state == STATE_UNKNOWN
+
+
+@pytest.mark.parametrize("backend_kind", [BackendKind.FEMS])
+@pytest.mark.parametrize("fake_snapshots", [fems_snapshots(can_write=False)])
+async def test_applied_setpoint_read_only(
+    entity_registry: er.EntityRegistry, init_integration: MockConfigEntry
+) -> None:
+    """A read-only FEMS reports its applied setpoint too."""
+    assert entity_registry.async_get(FEMS_APPLIED) is not None
+
+
+@pytest.mark.parametrize("backend_kind", [BackendKind.ENODE])
+async def test_no_applied_setpoint_without_report(
+    entity_registry: er.EntityRegistry, init_integration: MockConfigEntry
+) -> None:
+    """Enode reports no setpoint: no applied setpoint sensor."""
+    entries = er.async_entries_for_config_entry(entity_registry, init_integration.entry_id)
+    assert entries
+    assert not [entry for entry in entries if entry.unique_id.endswith("_applied_setpoint")]
 
 
 @pytest.mark.parametrize("backend_kind", [BackendKind.FEMS])
