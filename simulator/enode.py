@@ -4,7 +4,9 @@ Serves ``POST /oauth2/token`` (HTTP Basic client credentials, ``grant_type=clien
 and, with ``Authorization: Bearer <token>``: ``GET /batteries`` (``pageSize``, opaque ``after``
 cursor), ``GET /batteries/{id}``, ``POST /batteries/{id}/operation-mode``, ``GET
 /batteries/actions/{id}``, ``POST /batteries/actions/{id}/cancel`` and ``POST
-/batteries/{id}/refresh-hint``. Errors are problem documents ``{type, title, detail}``.
+/batteries/{id}/refresh-hint``. Errors are problem documents ``{type, title, detail}``. An API
+request may name its version in ``Enode-Version``: one of ``API_VERSIONS`` (the replies are always
+2024-10-01's), anything else gets a 400 problem; without the header the default version applies.
 
 An Action goes PENDING -> CONFIRMED ``action_delay`` seconds after it was created, and the
 battery's ``config.operationMode`` changes then; a new Action for the same battery cancels the
@@ -14,8 +16,8 @@ lazily (evaluated on each request): IMPORT_FOCUS charges, EXPORT_FOCUS discharge
 
 Test hooks on ``app[SIM]`` (an :class:`EnodeSimulator`): ``batteries`` (Enode battery objects,
 change any field), ``fail_next_action``, ``expire_tokens()``, ``canned`` (fixed replies for the
-next requests to a path), ``physics`` (False freezes the charge state); ``app[FAULTS]`` injects
-transport faults.
+next requests to a path), ``physics`` (False freezes the charge state), ``api_versions`` (the
+``Enode-Version`` of every API request, None when missing); ``app[FAULTS]`` injects transport faults.
 """
 
 from __future__ import annotations
@@ -52,6 +54,7 @@ CAPABILITY_OF_MODE = {
 DEFAULT_SCOPES = ("battery:control:operation_mode", "battery:read:data", "battery:read:location")
 MAX_PAGE_SIZE = 100
 PROBLEMS = "https://developers.enode.com/api/problems/"
+API_VERSIONS = ("2023-02-01", "2023-04-15", "2023-08-01", "2024-01-01", "2024-10-01")
 FOCUS_RATE_KW = 3.0  # how fast the focus modes charge / discharge
 RATE_TIME_CONSTANT_S = 60.0  # how fast chargeRate follows the mode
 
@@ -184,6 +187,7 @@ class EnodeSimulator:
     received: list[tuple[str, str, object]] = field(default_factory=list)  # method, path, body
     token_requests: int = 0
     refresh_hints: list[str] = field(default_factory=list)
+    api_versions: list[str | None] = field(default_factory=list)  # Enode-Version per API request
     _due: dict[str, float] = field(default_factory=dict)  # pending action id -> due clock time
     _failing: set[str] = field(default_factory=set)
     _ticks: dict[str, float] = field(default_factory=dict)  # battery id -> last physics time
@@ -393,6 +397,15 @@ async def _api_middleware(request: web.Request, handler: Handler) -> web.StreamR
             headers=canned.headers,
         )
     if request.path != "/oauth2/token":
+        version = request.headers.get("Enode-Version")
+        sim.api_versions.append(version)
+        if version is not None and version not in API_VERSIONS:
+            return problem(
+                400,
+                "invalid-version",
+                "Invalid API version",
+                f"Enode-Version must be one of {', '.join(API_VERSIONS)}",
+            )
         scheme, _, token = request.headers.get("Authorization", "").partition(" ")
         if scheme.lower() != "bearer" or not sim.token_valid(token.strip()):
             return problem(

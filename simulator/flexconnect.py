@@ -24,7 +24,9 @@ it also treats the setpoint as battery power.
 
 Test hooks on ``app[FLEXCONNECT]`` (a :class:`FlexConnectSimulator`): ``set_operation_state``,
 ``enum_names``, ``omit`` (names of messages to leave out), ``reply_req_id`` (echo another reqId),
-``canned`` (send a fixed reply for a request name or ``"version"``), ``received`` (request bodies).
+``canned`` (send a fixed reply for a request name or ``"version"``), ``received`` (request bodies),
+``empty_modify_reply`` (answer an accepted modify request with an empty 200 body, which the guide
+calls success, instead of the header-only object).
 """
 
 from __future__ import annotations
@@ -134,6 +136,7 @@ class FlexConnectSimulator:
     reply_req_id: int | str | None = None
     canned: dict[str, Canned] = field(default_factory=dict)
     received: list[tuple[str, Any]] = field(default_factory=list)
+    empty_modify_reply: bool = False
     _wall_start_ms: int = field(default_factory=lambda: int(time.time() * 1000))
     _clock_start: float = 0.0
 
@@ -374,6 +377,8 @@ def _handle(sim: FlexConnectSimulator, name: str, body: object) -> web.Response:
         reply.update(sim.control_reply(battery))
     else:  # BatteryControlModifyRequest
         _modify(sim, battery, request)
+        if sim.empty_modify_reply:
+            return web.Response(status=200, body=b"", content_type="application/json")
     return web.json_response(reply)
 
 
@@ -442,6 +447,7 @@ def create_app(
     version: str = "1.4.2",
     speedup: float = 1.0,
     clock: Callable[[], float] | None = None,
+    empty_modify_reply: bool = False,
 ) -> web.Application:
     """Return the simulated development client.
 
@@ -451,13 +457,18 @@ def create_app(
         version: What ``GET /version`` reports.
         speedup: Simulated seconds per real second for the energy drift.
         clock: A monotonic clock in seconds (tests pass a manual one).
+        empty_modify_reply: Answer an accepted modify request with an empty body.
 
     Returns:
         The aiohttp application; its state and test hooks are ``app[FLEXCONNECT]``.
     """
     app = new_app()
     sim = FlexConnectSimulator(
-        latency=latency, version=version, speedup=speedup, clock=clock or time.monotonic
+        latency=latency,
+        version=version,
+        speedup=speedup,
+        clock=clock or time.monotonic,
+        empty_modify_reply=empty_modify_reply,
     )
     ids = list(DEMO_BATTERIES) if batteries is None else batteries
     for index, ski in enumerate(ids):
@@ -522,6 +533,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--speedup", type=float, default=1.0, help="simulated seconds per second for the drift"
     )
     parser.add_argument(
+        "--empty-modify-reply",
+        action="store_true",
+        help="answer an accepted BatteryControlModifyRequest with an empty body",
+    )
+    parser.add_argument(
         "--battery",
         action="append",
         default=None,
@@ -538,4 +554,9 @@ def app_from_args(args: argparse.Namespace) -> web.Application:
     Returns:
         The simulator application.
     """
-    return create_app(batteries=args.battery, latency=args.latency, speedup=args.speedup)
+    return create_app(
+        batteries=args.battery,
+        latency=args.latency,
+        speedup=args.speedup,
+        empty_modify_reply=args.empty_modify_reply,
+    )

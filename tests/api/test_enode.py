@@ -874,8 +874,9 @@ async def test_refresh_hint(serve: Serve, session: aiohttp.ClientSession) -> Non
     [
         ("7", 7.0),
         ("2.5", 2.5),
-        ("-3", 0.0),
-        ("Wed, 21 Oct 2015 07:28:00 GMT", None),
+        ("-3", None),
+        ("Wed, 21 Oct 2015 07:28:00 GMT", 0.0),  # an HTTP-date in the past: now
+        ("Wed, 21 Oct 2099 07:28:00 GMT", 86400.0),  # far ahead: capped at a day
         ("inf", None),
         (None, None),
     ],
@@ -1447,3 +1448,237 @@ async def test_simulator_edge_cases(
     for cursor in ("__4", "a"):  # not UTF-8; not base64
         status, _ = await raw(session, server, "GET", f"/batteries?after={cursor}", token=token)
         assert status == 400
+
+
+# --------------------------------------------------------------------------------------------------
+# Enode-Version, timestamps
+# --------------------------------------------------------------------------------------------------
+
+
+async def test_every_api_request_pins_the_api_version(
+    serve: Serve, session: aiohttp.ClientSession, clock: ManualClock
+) -> None:
+    sim, server = await serve(action_delay=1.0)
+    backend = make_backend(session, server)
+    await backend.async_list_batteries()
+    await backend.async_apply(ENPHASE_ID, ControlCommand(ControlMode.EXPORT_FOCUS))
+    await backend.async_get_snapshot(ENPHASE_ID)  # polls the pending action too
+    action = backend.tracked_action(ENPHASE_ID)
+    assert action is not None
+    await backend.async_cancel_action(action.id)
+    await backend.async_refresh_hint(ENPHASE_ID)
+    assert len(sim.api_versions) == 6  # the token request is not an API request
+    assert set(sim.api_versions) == {enode_api.API_VERSION}
+    assert enode_api.API_VERSION == "2024-10-01"
+
+
+async def test_simulator_checks_the_api_version(
+    serve: Serve, session: aiohttp.ClientSession
+) -> None:
+    sim, server = await serve()
+    token = await sim_token(session, server)
+    status, body = await raw(
+        session, server, "GET", "/batteries", token=token, headers={"Enode-Version": "2099-01-01"}
+    )
+    assert status == 400
+    assert body["type"].endswith("/invalid-version")
+    assert "2024-10-01" in body["detail"]
+    for version in ({"Enode-Version": "2023-08-01"}, {}):  # older or the client's default
+        status, _ = await raw(session, server, "GET", "/batteries", token=token, headers=version)
+        assert status == 200
+    assert sim.api_versions == ["2099-01-01", "2023-08-01", None]
+
+
+async def test_unknown_api_version_is_reported(
+    serve: Serve, session: aiohttp.ClientSession, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _, server = await serve()
+    monkeypatch.setattr(enode_api, "API_VERSION", "1999-01-01")
+    with pytest.raises(ProtocolError, match="Enode-Version must be one of"):
+        await make_backend(session, server).async_list_batteries()
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("2024-10-07T17:03:26Z", datetime(2024, 10, 7, 17, 3, 26, tzinfo=UTC)),
+        ("2024-10-07t17:03:26z", datetime(2024, 10, 7, 17, 3, 26, tzinfo=UTC)),
+        ("2024-10-07T19:03:26+02:00", datetime(2024, 10, 7, 17, 3, 26, tzinfo=UTC)),
+        ("2024-10-07T12:03:26-05:00", datetime(2024, 10, 7, 17, 3, 26, tzinfo=UTC)),
+        ("2024-10-07T17:03:26.5Z", datetime(2024, 10, 7, 17, 3, 26, 500000, tzinfo=UTC)),
+        ("2024-10-07T17:03:26.123456789Z", datetime(2024, 10, 7, 17, 3, 26, 123456, tzinfo=UTC)),
+        ("2024-10-07T17:03:26", datetime(2024, 10, 7, 17, 3, 26, tzinfo=UTC)),  # read as UTC
+    ],
+)
+async def test_rfc3339_timestamps(
+    serve: Serve, session: aiohttp.ClientSession, text: str, expected: datetime
+) -> None:
+    sim, server = await serve(physics=False)
+    sim.batteries[POWERWALL_ID]["chargeState"]["lastUpdated"] = text
+    sim.batteries[POWERWALL_ID]["config"]["lastUpdated"] = text
+    snapshot = await make_backend(session, server).async_get_snapshot(POWERWALL_ID)
+    assert snapshot.state.last_updated == expected
+    assert snapshot.state.last_updated.tzinfo is not None
+    assert snapshot.control.current is not None
+    assert snapshot.control.current.timestamp == expected
+    action = parse_action({"id": "a", "state": "PENDING", "createdAt": text, "completedAt": text})
+    assert action.created_at == action.completed_at == expected
+
+
+@pytest.mark.parametrize(
+    "text", ["2024-10-07", "2024-10-07T17:03Z", "20241007T170326Z", "2024-10-07T17:03:26+0200", ""]
+)
+def test_non_rfc3339_timestamps_are_protocol_errors(text: str) -> None:
+    with pytest.raises(ProtocolError, match=r"chargeState\.lastUpdated: not an RFC 3339"):
+        parse_battery({"id": "b", "chargeState": {"lastUpdated": text}})
+    with pytest.raises(ProtocolError, match="createdAt"):
+        parse_action({"id": "a", "state": "PENDING", "createdAt": text})
+
+
+async def test_token_endpoint_conflict_is_a_protocol_error(
+    serve: Serve, session: aiohttp.ClientSession
+) -> None:
+    # not a refused command: nothing was asked of a battery
+    sim, server = await serve()
+    sim.canned.append(Canned("/oauth2/token", 409, {"title": "Conflict"}))
+    with pytest.raises(ProtocolError, match="HTTP 409: Conflict"):
+        await make_backend(session, server).async_validate()
+
+
+# --------------------------------------------------------------------------------------------------
+# Fuzzing: every endpoint, odd bodies, every status -> the documented error class
+# --------------------------------------------------------------------------------------------------
+
+ACTION_ID = "0b9e6bd4-4f35-4e1f-9d8c-1f3b8c9b7a11"
+ENDPOINTS: dict[str, str] = {
+    # endpoint: the path its canned replies go to
+    "token": "/oauth2/token",
+    "list": "/batteries",
+    "battery": f"/batteries/{POWERWALL_ID}",
+    "apply": f"/batteries/{ENPHASE_ID}/operation-mode",
+    "action": f"/batteries/actions/{ACTION_ID}",
+    "cancel": f"/batteries/actions/{ACTION_ID}/cancel",
+    "refresh": f"/batteries/{ENPHASE_ID}/refresh-hint",
+}
+HTML = b"<html><head><title>502 Bad Gateway</title></head><body>nginx</body></html>"
+ODD_BODIES: dict[str, tuple[bytes, str]] = {
+    "html": (HTML, "text/html"),
+    "html_as_json": (b"\n  <!DOCTYPE html>" + HTML, "application/json"),
+    "empty": (b"", "application/json"),
+    "blank": (b" \r\n ", "application/json"),
+    "garbage": (bytes(range(256)) * 4, "application/octet-stream"),
+    "truncated": (b'{"id": "x", "chargeState": {"batteryLevel": 5', "application/json"),
+    "list": (b'["unexpected", 1, null]', "application/json"),
+    "object": (b'{"id": 7, "data": "x", "access_token": [], "state": 1}', "application/json"),
+    "nan": (b'{"id": "x", "chargeState": {"batteryLevel": NaN}}', "application/json"),
+    "infinity": (b'{"access_token": "t", "expires_in": Infinity}', "application/json"),
+    "huge": (b'{"data": [' + b"0," * 600_000 + b"0]}", "application/json"),
+}
+STATUSES = (200, 400, 401, 403, 404, 409, 429, 500, 502, 503)
+
+
+def enode_expected(endpoint: str, status: int, kind: str) -> type[BackendError] | None:
+    """Return the documented error of an odd reply (None: accepted)."""
+    if kind == "huge":
+        return ProtocolError  # over the 1 MiB cap, whatever the status
+    if endpoint == "token" and status in (400, 401, 403):
+        return AuthError
+    if status in (401, 403):
+        return AuthError
+    if status == 429:
+        return RateLimitedError
+    if status >= 500:
+        return CannotConnectError
+    if status == 404:
+        return {
+            "battery": UnknownBatteryError,
+            "apply": UnknownBatteryError,
+            "refresh": UnknownBatteryError,
+            "action": NotSupportedError,
+            "cancel": NotSupportedError,
+        }.get(endpoint, ProtocolError)
+    if status in (400, 409):
+        return CommandRejectedError if endpoint in ("apply", "cancel", "refresh") else ProtocolError
+    # 200: refresh-hint ignores any JSON (or an empty body); everything else must parse
+    if endpoint == "refresh" and kind in ("empty", "blank", "list", "object"):
+        return None
+    return ProtocolError
+
+
+async def call_enode(backend: EnodeBackend, endpoint: str) -> None:
+    match endpoint:
+        case "token":
+            await backend.async_validate()
+        case "list":
+            await backend.async_list_batteries()
+        case "battery":
+            await backend.async_get_snapshot(POWERWALL_ID)
+        case "apply":
+            await backend.async_apply(ENPHASE_ID, ControlCommand(ControlMode.EXPORT_FOCUS))
+        case "action":
+            await backend.async_get_action(ACTION_ID)
+        case "cancel":
+            await backend.async_cancel_action(ACTION_ID)
+        case _:
+            await backend.async_refresh_hint(ENPHASE_ID)
+
+
+@pytest.mark.parametrize("kind", list(ODD_BODIES))
+@pytest.mark.parametrize("endpoint", list(ENDPOINTS))
+async def test_fuzz_odd_replies_on_every_endpoint(
+    serve: Serve, session: aiohttp.ClientSession, endpoint: str, kind: str
+) -> None:
+    sim, server = await serve()
+    body, content_type = ODD_BODIES[kind]
+    for status in STATUSES:
+        backend = make_backend(session, server)
+        sim.canned[:] = [Canned(ENDPOINTS[endpoint], status, raw=body, content_type=content_type)]
+        sim.canned[0].count = 2  # a 401 is retried once with a new token
+        expected = enode_expected(endpoint, status, kind)
+        if expected is None:
+            await call_enode(backend, endpoint)
+            continue
+        with pytest.raises(BackendError) as caught:
+            await call_enode(backend, endpoint)
+        assert type(caught.value) is expected, (status, caught.value)
+        assert_no_secrets(caught.value)
+        assert len(str(caught.value)) < 400
+
+
+@pytest.fixture
+async def fuzz_server(serve: Serve) -> tuple[EnodeSimulator, TestServer]:
+    """One simulator for every example of a hypothesis test."""
+    return await serve()
+
+
+@settings(FUZZ, max_examples=150)
+@given(
+    endpoint=st.sampled_from(list(ENDPOINTS)),
+    status=st.sampled_from(STATUSES),
+    body=st.binary(max_size=300) | st.sampled_from([body for body, _ in ODD_BODIES.values()]),
+    content_type=st.sampled_from(["application/json", "text/html", "text/plain"]),
+)
+async def test_fuzz_random_replies_end_in_backend_errors(
+    fuzz_server: tuple[EnodeSimulator, TestServer],
+    session: aiohttp.ClientSession,
+    *,
+    endpoint: str,
+    status: int,
+    body: bytes,
+    content_type: str,
+) -> None:
+    sim, server = fuzz_server
+    sim.canned.clear()
+    sim.canned.append(Canned(ENDPOINTS[endpoint], status, raw=body, content_type=content_type))
+    sim.canned[-1].count = 2
+    error: BackendError | None = None
+    try:
+        await call_enode(make_backend(session, server), endpoint)
+    except BackendError as err:  # anything else fails the test
+        error = err
+    if error is None:
+        assert status == 200 or (endpoint, status) == ("cancel", 409)
+        return
+    assert_no_secrets(error)
+    if status != 200 and len(body) < 1000 and (endpoint, status) != ("cancel", 409):
+        assert type(error) is enode_expected(endpoint, status, "any")

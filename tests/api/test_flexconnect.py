@@ -20,6 +20,7 @@ import pytest
 
 from custom_components.battery_bridge.api import (
     AuthError,
+    BackendError,
     BackendKind,
     BatteryState,
     CannotConnectError,
@@ -475,7 +476,66 @@ async def test_empty_reply_object_and_204_are_success(setup: Setup) -> None:
     await setup.backend.async_apply(BAT1, ControlCommand(ControlMode.AUTO, 0))
     setup.sim.canned[MODIFY_REQUEST] = Canned(status=204)
     await setup.backend.async_apply(BAT1, ControlCommand(ControlMode.AUTO, 0))
-    assert len(setup.bodies(MODIFY_REQUEST)) == 2
+    for empty in (b"", b" \r\n"):
+        setup.sim.canned[MODIFY_REQUEST] = Canned(raw=empty)
+        await setup.backend.async_apply(BAT1, ControlCommand(ControlMode.AUTO, 0))
+    assert len(setup.bodies(MODIFY_REQUEST)) == 4
+
+
+@pytest.mark.parametrize("empty_body", [False, True])
+async def test_modify_with_an_empty_reply_body(
+    start_app: StartApp, session: aiohttp.ClientSession, *, empty_body: bool
+) -> None:
+    # the guide: "An empty response represents a successful operation"
+    clock = ManualClock()
+    app = create_app(latency=LATENCY, clock=clock, empty_modify_reply=empty_body)
+    server = await start_app(app)
+    async with session.post(
+        server.make_url(f"/app/v1/{MODIFY_REQUEST}"),
+        json={
+            "header": {"reqId": 5},
+            "deviceId": {"type": {"id": 2}, "stringValue": BAT1},
+            "controlMode": 1,
+        },
+    ) as response:
+        assert response.status == 200
+        assert (await response.read()) == (b"" if empty_body else b'{"header": {"reqId": 5}}')
+    backend = FlexConnectBackend(session, "127.0.0.1", server.port)
+    await backend.async_apply(BAT1, ControlCommand(ControlMode.POWER, -1500))
+    control = (await backend.async_get_snapshot(BAT1)).control
+    assert control.desired is not None
+    assert (control.desired.mode, control.desired.setpoint_w) == (ControlMode.POWER, -1500)
+    assert control.command_status is CommandStatus.PENDING
+    # a refused command is still an error, with or without the empty success bodies
+    with pytest.raises(CommandRejectedError, match="OUT_OF_RANGE"):
+        await backend.async_apply(BAT1, ControlCommand(ControlMode.POWER, 20000))
+    with pytest.raises(UnknownBatteryError):
+        await backend.async_apply("00" * 20, ControlCommand(ControlMode.AUTO, 0))
+
+
+@pytest.mark.parametrize("name", [STATE_REQUEST, CONTROL_REQUEST])
+@pytest.mark.parametrize("canned", [Canned(raw=b""), Canned(raw=b"  \n"), Canned(status=204)])
+async def test_empty_read_replies_are_protocol_errors(
+    setup: Setup, name: str, canned: Canned
+) -> None:
+    # the guide calls only an empty modify reply a success; a read needs its reply object
+    setup.sim.canned[name] = canned
+    with pytest.raises(ProtocolError, match="empty reply"):
+        await setup.backend.async_get_snapshot(BAT1)
+
+
+@pytest.mark.parametrize(
+    ("name", "raw"),
+    [
+        (STATE_REQUEST, b'{"header": {"reqId": 1}, "note": NaN}'),
+        (CONTROL_REQUEST, b'{"currentControlInstructions": {"timestamp": Infinity}}'),
+        (MODIFY_REQUEST, b'{"header": {}, "x": -Infinity}'),
+    ],
+)
+async def test_nan_and_infinity_are_not_json(setup: Setup, name: str, raw: bytes) -> None:
+    setup.sim.canned[name] = Canned(raw=raw)
+    with pytest.raises(ProtocolError, match="malformed JSON"):
+        await call_flexconnect(setup.backend, name)
 
 
 # --------------------------------------------------------------------------------------------------
@@ -553,7 +613,7 @@ async def test_faults_when_writing(setup: Setup, status: int, error: type[Except
 async def test_timeout(setup: Setup) -> None:
     backend = FlexConnectBackend(setup.session, "127.0.0.1", setup.server.port, request_timeout=0.1)
     setup.app[FAULTS].add(Fault.SLOW, delay=0.5, path="/app/v1/")
-    with pytest.raises(CannotConnectError, match=r"no reply within 0\.1 s"):
+    with pytest.raises(CannotConnectError, match=r"did not answer within 0\.1 s"):
         await backend.async_get_snapshot(BAT1)
     await backend.async_get_snapshot(BAT1)  # the slow reply was the only one
     assert setup.bodies(STATE_REQUEST)[-1]["header"]["timeoutMs"] == 100
@@ -575,6 +635,12 @@ async def test_rate_limited(setup: Setup) -> None:
     with pytest.raises(RateLimitedError) as info:
         await setup.backend.async_get_snapshot(BAT1)
     assert info.value.retry_after == 12.0
+    setup.sim.canned[STATE_REQUEST] = Canned(
+        status=429, headers={"Retry-After": "Sun, 06 Nov 1994 08:49:37 GMT"}
+    )
+    with pytest.raises(RateLimitedError) as info:
+        await setup.backend.async_get_snapshot(BAT1)
+    assert info.value.retry_after == 0.0  # an HTTP-date in the past
     setup.sim.canned[STATE_REQUEST] = Canned(status=429, headers={"Retry-After": "soon"})
     with pytest.raises(RateLimitedError) as info:
         await setup.backend.async_get_snapshot(BAT1)
@@ -702,6 +768,7 @@ async def test_version_formats(setup: Setup, canned: Canned, version: str) -> No
         (Canned(raw=b"", content_type="text/plain"), ProtocolError),
         (Canned(raw=b"{not json", content_type="application/json"), ProtocolError),
         (Canned(raw=b"x" * 65, content_type="text/plain"), ProtocolError),
+        (Canned(raw=b'{"version": NaN}'), ProtocolError),  # was read as the version "nan"
     ],
 )
 async def test_validate_failures(setup: Setup, canned: Canned, error: type[Exception]) -> None:
@@ -893,6 +960,8 @@ def test_operation_state_names(value: object, expected: OperationState | None) -
         ("1715769600000", datetime(2024, 5, 15, 10, 40, tzinfo=UTC)),
         ("2024-05-15T10:40:00Z", datetime(2024, 5, 15, 10, 40, tzinfo=UTC)),
         ("2024-05-15T10:40:00", datetime(2024, 5, 15, 10, 40, tzinfo=UTC)),
+        ("2024-05-15t12:40:00.123456789+02:00", datetime(2024, 5, 15, 10, 40, 0, 123456, UTC)),
+        ("2024-05-15 10:40:00z", datetime(2024, 5, 15, 10, 40, tzinfo=UTC)),
         (0, None),
         ("0", None),
         (None, None),
@@ -905,7 +974,10 @@ def test_timestamps(timestamp: object, expected: datetime | None) -> None:
     assert desired.timestamp == expected
 
 
-@pytest.mark.parametrize("timestamp", ["yesterday", 10**30, "9" * 25, [1], True, -(10**20)])
+@pytest.mark.parametrize(
+    "timestamp",
+    ["yesterday", 10**30, "9" * 25, [1], True, -(10**20), "2024-05-15", "2024-05-15T10:40Z"],
+)
 def test_bad_timestamps(timestamp: object) -> None:
     with pytest.raises(ProtocolError, match="timestamp"):
         parse_control_status({"currentControlInstructions": {"timestamp": timestamp}})
@@ -1225,6 +1297,10 @@ def test_cli_defaults_from_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) 
     sim = app[FLEXCONNECT]
     assert list(sim.batteries) == ["AA", "BB"]
     assert (sim.latency, sim.speedup) == (0.5, 10.0)
+    assert not sim.empty_modify_reply
+    assert app_from_args(_cli(["flexconnect", "--empty-modify-reply"]))[
+        FLEXCONNECT
+    ].empty_modify_reply
 
 
 def test_cli_env_with_empty_values(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -1235,3 +1311,94 @@ def test_cli_env_with_empty_values(tmp_path: Path, monkeypatch: pytest.MonkeyPat
     monkeypatch.chdir(tmp_path)
     with pytest.raises(SystemExit):  # a bad PORT in .env is reported like a bad --port
         _cli(["flexconnect"])
+
+
+# --------------------------------------------------------------------------------------------------
+# Fuzzing: every request, odd bodies, every status -> the documented error class
+# --------------------------------------------------------------------------------------------------
+
+HTML = b"<html><head><title>502 Bad Gateway</title></head><body>nginx</body></html>"
+ODD_BODIES: dict[str, tuple[bytes, str]] = {
+    "html": (HTML, "text/html"),
+    "html_as_json": (b"\n  <!DOCTYPE html>" + HTML, "application/json"),
+    "empty": (b"", "application/json"),
+    "blank": (b" \r\n ", "application/json"),
+    "garbage": (bytes(range(256)) * 4, "application/octet-stream"),
+    "truncated": (
+        b'{"header": {"reqId": 1}, "state": {"stateOfCharge": {"number": 5',
+        "text/plain",
+    ),
+    "list": (b'["unexpected", 1, null]', "application/json"),
+    "object": (b'{"header": "x", "state": [1], "version": []}', "application/json"),
+    "nan": (b'{"state": {"stateOfCharge": {"number": NaN}}, "version": NaN}', "application/json"),
+    "huge": (b'{"state": [' + b"0," * 600_000 + b"0]}", "application/json"),
+}
+STATUSES = (200, 400, 401, 403, 404, 409, 429, 500, 502, 503)
+REQUESTS = (STATE_REQUEST, CONTROL_REQUEST, MODIFY_REQUEST, "version")
+
+
+def flexconnect_expected(name: str, status: int, kind: str) -> type[Exception] | None:
+    """Return the documented error of an odd reply (None: accepted)."""
+    if kind == "huge":
+        return ProtocolError  # over the 1 MiB cap, whatever the status
+    if status == 404 and kind == "object" and name != "version":
+        return UnknownBatteryError  # a JSON error body on a battery request
+    if status in (401, 403):
+        return AuthError
+    if status == 429:
+        return RateLimitedError
+    if status >= 500:
+        return CannotConnectError
+    if status in (400, 409) and name == MODIFY_REQUEST:
+        return CommandRejectedError
+    if status == 200 and name == MODIFY_REQUEST and kind in ("empty", "blank"):
+        return None  # "An empty response represents a successful operation"
+    return ProtocolError
+
+
+async def call_flexconnect(backend: FlexConnectBackend, name: str) -> None:
+    if name == MODIFY_REQUEST:
+        await backend.async_apply(BAT1, ControlCommand(ControlMode.POWER, 100))
+    elif name == "version":
+        await backend.async_validate()
+    else:
+        await backend.async_get_snapshot(BAT1)
+
+
+@pytest.mark.parametrize("kind", list(ODD_BODIES))
+@pytest.mark.parametrize("name", REQUESTS)
+async def test_fuzz_odd_replies_on_every_request(setup: Setup, name: str, kind: str) -> None:
+    body, content_type = ODD_BODIES[kind]
+    for status in STATUSES:
+        setup.sim.canned[name] = Canned(status=status, raw=body, content_type=content_type)
+        expected = flexconnect_expected(name, status, kind)
+        if expected is None:
+            await call_flexconnect(setup.backend, name)
+            continue
+        with pytest.raises(BackendError) as caught:
+            await call_flexconnect(setup.backend, name)
+        assert type(caught.value) is expected, (status, caught.value)
+        assert len(str(caught.value)) < 400
+
+
+@settings(FUZZ, max_examples=150)
+@given(
+    name=st.sampled_from(REQUESTS),
+    status=st.sampled_from(STATUSES),
+    body=st.binary(max_size=300) | st.sampled_from([body for body, _ in ODD_BODIES.values()]),
+    content_type=st.sampled_from(["application/json", "text/html", "text/plain"]),
+)
+async def test_fuzz_random_replies_end_in_backend_errors(
+    setup: Setup, name: str, status: int, body: bytes, content_type: str
+) -> None:
+    setup.sim.canned.clear()  # the simulator serves every example
+    setup.sim.canned[name] = Canned(status=status, raw=body, content_type=content_type)
+    error: BackendError | None = None
+    try:
+        await call_flexconnect(setup.backend, name)
+    except BackendError as err:  # anything else fails the test
+        error = err
+    if error is None:
+        assert status == 200
+    elif status not in (200, 404) and len(body) < 1000:
+        assert type(error) is flexconnect_expected(name, status, "any")

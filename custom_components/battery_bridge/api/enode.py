@@ -6,8 +6,9 @@ Authentication:
     token_type: "bearer"}``. The token is cached until 60 s (or 10 % of its lifetime, whichever is
     less) before it expires; fetches are serialised with a lock. A 401 from the API drops the token
     and the request is retried once with a new one. A 400/401/403 from the token endpoint is an
-    ``AuthError``. No ``Enode-Version`` header is sent: the client's default version (set in the
-    Enode dashboard) applies; the parsers follow 2024-10-01.
+    ``AuthError``. Every API request carries ``Enode-Version: 2024-10-01`` (``API_VERSION``),
+    the version the parsers are written for, so the client's default version (set in the Enode
+    dashboard) does not matter.
 
 Reads:
     ``GET /batteries`` (paginated: ``pageSize``, opaque cursor ``pagination.after`` followed until
@@ -15,7 +16,9 @@ Reads:
     kW, kWh and percent; ``chargeRate`` is positive while the battery CHARGES, so ``power_w`` is
     ``-chargeRate * 1000`` (Battery Bridge: + = discharging). Every nullable field reads as None.
     A mode is settable when ``capabilities.<mode>.isCapable`` is true and, when the battery lists
-    its ``scopes``, the scope ``battery:control:operation_mode`` was granted.
+    its ``scopes``, the scope ``battery:control:operation_mode`` was granted. Timestamps are RFC
+    3339 in every form (``Z``/``z``/offsets, ``T``/``t``, any fraction); one without an offset is
+    read as UTC; anything else is a ``ProtocolError``.
 
 Writes:
     ``POST /batteries/{id}/operation-mode {"operationMode": ...}`` creates an Action that Enode
@@ -33,10 +36,11 @@ Errors:
     ``title``, ``detail``) give their ``detail`` (else ``title``) to the message. 401/403 ->
     ``AuthError``; 404 on a battery path -> ``UnknownBatteryError``, on an action path ->
     ``NotSupportedError``, on the list -> ``ProtocolError`` (no Enode API at that URL); 429 ->
-    ``RateLimitedError`` with ``Retry-After`` seconds; 408 and 5xx, timeouts and connection errors
-    -> ``CannotConnectError``; other refused writes -> ``CommandRejectedError``; HTML pages,
-    non-JSON bodies and wrong types -> ``ProtocolError``. Messages never contain the client
-    secret, an access token or an Authorization header (server texts are scrubbed).
+    ``RateLimitedError`` with ``Retry-After`` (seconds or an HTTP-date); 408 and 5xx, timeouts
+    and connection errors -> ``CannotConnectError``; other refused writes -> ``CommandRejectedError``
+    (other 4xx of the token endpoint and of reads: ``ProtocolError``); HTML pages, empty or
+    non-JSON bodies, bodies over 1 MiB and wrong types -> ``ProtocolError``. Messages never
+    contain the client secret, an access token or an Authorization header (texts are scrubbed).
 
 Webhooks:
     ``verify_webhook_signature`` checks ``x-enode-signature: sha1=<hex HMAC-SHA1(secret, body)>``
@@ -50,7 +54,7 @@ import base64
 from collections import deque
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from enum import Enum
 import hashlib
 import hmac
@@ -58,12 +62,21 @@ import logging
 import math
 import re
 import time
-from typing import Any, ClassVar, Final, NamedTuple
+from typing import Any, ClassVar, Final
 from urllib.parse import quote
 
 import aiohttp
 
-from ._json import loads_strict, type_name
+from ._http import (
+    MAX_MESSAGE,
+    HttpReply,
+    decode_json,
+    parse_retry_after,
+    scrub,
+    send,
+    try_decode_json,
+)
+from ._json import parse_rfc3339, type_name
 from .errors import (
     AuthError,
     BackendError,
@@ -104,12 +117,14 @@ ENVIRONMENTS: Final[dict[str, tuple[str, str]]] = {
         "https://oauth.sandbox.enode.io/oauth2/token",
     ),
 }
+# The API version the parsers follow, sent as Enode-Version on every API request (pinned: the
+# client's dashboard default may be another one).
+API_VERSION: Final = "2024-10-01"
 OPERATION_MODE_SCOPE: Final = "battery:control:operation_mode"
 PAGE_SIZE: Final = 50
 MAX_PAGES: Final = 1000
 DEFAULT_TOKEN_LIFETIME_S: Final = 3599.0  # when the token reply has no expires_in
 TOKEN_MARGIN_S: Final = 60.0
-_MAX_MESSAGE: Final = 200
 _MAX_TOKENS_REMEMBERED: Final = 4
 
 # Enode operationMode <-> ControlMode; UNKNOWN is readable only.
@@ -235,10 +250,9 @@ def _optional_time(parent: Mapping[str, Any], key: str, field: str) -> datetime 
     if text is None:
         return None
     try:
-        parsed = datetime.fromisoformat(text.strip())
+        return parse_rfc3339(text)
     except ValueError as err:
-        raise ProtocolError(f"Enode {field}.{key}: not an ISO 8601 timestamp") from err
-    return parsed if parsed.tzinfo is not None else parsed.replace(tzinfo=UTC)
+        raise ProtocolError(f"Enode {field}.{key}: not an RFC 3339 timestamp") from err
 
 
 def _mode(value: str | None) -> ControlMode | None:
@@ -324,12 +338,12 @@ def _failure_reason(value: object) -> str | None:
     if value is None:
         return None
     if isinstance(value, str):
-        return value[:_MAX_MESSAGE] or None
+        return value[:MAX_MESSAGE] or None
     reason = _object(value, "action.failureReason")
     kind = _optional_str(reason, "type", "action.failureReason")
     detail = _optional_str(reason, "detail", "action.failureReason")
     text = ": ".join(part for part in (kind, detail) if part)
-    return text[:_MAX_MESSAGE] or None
+    return text[:MAX_MESSAGE] or None
 
 
 def parse_action(data: object) -> EnodeAction:
@@ -374,17 +388,6 @@ def _problem_message(payload: object) -> str:
     return ""
 
 
-def _retry_after(value: str | None) -> float | None:
-    """Return ``Retry-After`` in seconds; HTTP dates and garbage are ignored."""
-    if value is None:
-        return None
-    try:
-        seconds = float(value.strip())
-    except ValueError:
-        return None
-    return max(0.0, seconds) if math.isfinite(seconds) else None
-
-
 def verify_webhook_signature(secret: str, body: bytes, header: str | None) -> bool:
     """Return True when ``x-enode-signature`` matches the raw body.
 
@@ -417,13 +420,6 @@ class _Target(Enum):
     LIST = "list"
     BATTERY = "battery"
     ACTION = "action"
-
-
-class _Reply(NamedTuple):
-    status: int
-    body: bytes
-    content_type: str
-    retry_after: str | None
 
 
 @dataclass(frozen=True, slots=True)
@@ -472,7 +468,6 @@ class EnodeBackend:
         self._client_secret = client_secret
         basic = base64.b64encode(f"{client_id}:{client_secret}".encode()).decode("ascii")
         self._basic = f"Basic {basic}"
-        self._timeout = aiohttp.ClientTimeout(total=request_timeout)
         self._request_timeout = request_timeout
         self._token_lock = asyncio.Lock()
         self._token: str | None = None
@@ -724,9 +719,7 @@ class EnodeBackend:
 
     def _scrub(self, text: str) -> str:
         """Return a server text cut short, without secrets or tokens."""
-        for secret in (*self._secrets, *self._tokens):
-            text = text.replace(secret, "***")
-        return text[:_MAX_MESSAGE]
+        return scrub(text, (*self._secrets, *self._tokens))
 
     def _drop_token(self, token: str | None) -> None:
         if token is not None and self._token == token:
@@ -744,55 +737,23 @@ class EnodeBackend:
         params: Mapping[str, str | int] | None = None,
         json_body: object = None,
         form: Mapping[str, str] | None = None,
-    ) -> _Reply:
+    ) -> HttpReply:
         """Send one request and return its status, body, content type and Retry-After."""
-        try:
-            async with self._session.request(
-                method,
-                url,
-                headers=dict(headers),
-                params=params,
-                json=json_body,
-                data=form,
-                timeout=self._timeout,
-                allow_redirects=False,
-            ) as response:
-                body = await response.read()
-                reply = _Reply(
-                    response.status,
-                    body,
-                    response.content_type,
-                    response.headers.get("Retry-After"),
-                )
-        except TimeoutError as err:
-            raise CannotConnectError(
-                f"Enode {what}: no reply within {self._request_timeout:g} s"
-            ) from err
-        except (aiohttp.ClientError, ValueError) as err:
-            raise CannotConnectError(
-                f"Enode {what}: connection failed ({type(err).__name__})"
-            ) from err
-        _LOGGER.debug("Enode %s -> HTTP %s, %d bytes", what, reply.status, len(reply.body))
-        return reply
+        return await send(
+            self._session,
+            method,
+            url,
+            f"Enode {what}",
+            request_timeout=self._request_timeout,
+            headers=headers,
+            params=params,
+            json=json_body,
+            data=form,
+        )
 
-    def _decode(self, reply: _Reply, what: str) -> object:
-        """Return the JSON body of a reply; ProtocolError for HTML, empty or malformed bodies."""
-        stripped = reply.body.strip()
-        if not stripped:
-            raise ProtocolError(f"Enode {what}: empty reply (HTTP {reply.status})")
-        if "html" in reply.content_type or stripped.startswith(b"<"):
-            raise ProtocolError(f"Enode {what}: an HTML page instead of JSON (HTTP {reply.status})")
-        try:
-            return loads_strict(stripped)
-        except (ValueError, RecursionError) as err:
-            raise ProtocolError(f"Enode {what}: malformed JSON (HTTP {reply.status})") from err
-
-    def _error(self, reply: _Reply, what: str, target: _Target, method: str) -> BackendError:
-        """Return the error of a reply with an unexpected status."""
-        try:
-            payload = self._decode(reply, what)
-        except ProtocolError:
-            payload = None
+    def _error(self, reply: HttpReply, what: str, target: _Target, command: bool) -> BackendError:
+        """Return the error of a reply with an unexpected status (``command``: a refused write)."""
+        payload = try_decode_json(reply)
         message = self._scrub(_problem_message(payload))
         status = reply.status
         described = f"Enode {what}: HTTP {status}{f': {message}' if message else ''}"
@@ -805,12 +766,12 @@ class EnodeBackend:
                 return NotSupportedError(f"{described} (unknown action)")
             return ProtocolError(f"{described} (is this the Enode API URL?)")
         if status == 429:
-            return RateLimitedError(described, _retry_after(reply.retry_after))
+            return RateLimitedError(described, parse_retry_after(reply.retry_after))
         if status == 408 or status >= 500:
             return CannotConnectError(described)
-        if payload is None and reply.body.strip():
+        if payload is None and not reply.is_empty:
             described += " (not a problem document)"
-        if method == "POST" and 400 <= status < 500:
+        if command and 400 <= status < 500:
             return CommandRejectedError(described)
         return ProtocolError(described)
 
@@ -829,18 +790,14 @@ class EnodeBackend:
                 form={"grant_type": "client_credentials"},
             )
             if reply.status in (400, 401, 403):
-                message = ""
-                try:
-                    message = self._scrub(_problem_message(self._decode(reply, "token")))
-                except ProtocolError:
-                    message = ""
+                message = self._scrub(_problem_message(try_decode_json(reply)))
                 raise AuthError(
                     f"Enode rejected the client credentials (HTTP {reply.status}"
                     f"{f': {message}' if message else ''})"
                 )
             if reply.status != 200:
-                raise self._error(reply, "token", _Target.LIST, "POST")
-            token, lifetime = self._parse_token(self._decode(reply, "token"))
+                raise self._error(reply, "token", _Target.LIST, command=False)
+            token, lifetime = self._parse_token(decode_json(reply, "Enode token"))
             self._tokens.append(token)
             self._token = token
             self._token_expires = requested + lifetime - min(TOKEN_MARGIN_S, lifetime * 0.1)
@@ -879,7 +836,7 @@ class EnodeBackend:
         """Send an API request with the bearer token (renewed once on a 401); return the JSON."""
         url = f"{self._api_url}{path}"
 
-        async def send(token: str) -> _Reply:
+        async def send_with(token: str) -> HttpReply:
             return await self._async_send(
                 method,
                 url,
@@ -890,22 +847,23 @@ class EnodeBackend:
             )
 
         token = await self._async_token()
-        reply = await send(token)
+        reply = await send_with(token)
         if reply.status == 401:
             _LOGGER.debug("Enode %s: token refused, fetching a new one", what)
             self._drop_token(token)
-            reply = await send(await self._async_token())
+            reply = await send_with(await self._async_token())
         if reply.status not in accept:
-            raise self._error(reply, what, target, method)
-        if empty_ok and not reply.body.strip():
+            raise self._error(reply, what, target, command=method == "POST")
+        if empty_ok and reply.is_empty:
             return reply.status, None
         if reply.status != 200:  # e.g. the Action of a 409: the caller checks what it got
-            try:
-                return reply.status, self._decode(reply, what)
-            except ProtocolError:
-                return reply.status, None
-        return reply.status, self._decode(reply, what)
+            return reply.status, try_decode_json(reply)
+        return reply.status, decode_json(reply, f"Enode {what}")
 
     @staticmethod
     def _api_headers(token: str) -> dict[str, str]:
-        return {"Authorization": f"Bearer {token}", "Accept": "application/json"}
+        return {
+            "Authorization": f"Bearer {token}",
+            "Accept": "application/json",
+            "Enode-Version": API_VERSION,
+        }

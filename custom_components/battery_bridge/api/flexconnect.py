@@ -10,9 +10,12 @@ Replies follow the protobuf JSON mapping, so the parsers here are defensive:
   (proto3 omits zero fields), 64-bit numbers may arrive as strings;
 * enums may arrive as numbers or as names (``"POWER"``, ``"CONTROL_MODE_POWER"``; case-insensitive);
   unknown values read as ``None`` instead of failing;
-* timestamps are milliseconds since the epoch, possibly as strings; 0 or missing means "not set";
+* timestamps are milliseconds since the epoch, possibly as strings (or RFC 3339 strings); 0 or
+  missing means "not set";
 * a missing message (e.g. no ``state``) means its fields are ``None``; a reply that is not an object
-  or has wrongly typed members raises ``ProtocolError``.
+  or has wrongly typed members raises ``ProtocolError``, as do empty, HTML, non-JSON (``NaN``
+  included) and over-1-MiB bodies; only a modify request takes an empty 200 (or 204) reply as
+  success (the guide: "An empty response represents a successful operation").
 
 Sign convention: FlexConnect's ``setpointPower`` is positive when the battery CHARGES (vendor
 documentation, "Positive values represent a charging operation"). Battery Bridge's is positive when
@@ -34,7 +37,6 @@ from __future__ import annotations
 from collections.abc import Mapping
 from datetime import UTC, datetime
 from decimal import Decimal
-import json
 import logging
 import math
 import random
@@ -43,7 +45,8 @@ from typing import Any, ClassVar, Final
 
 import aiohttp
 
-from ._json import type_name
+from ._http import HttpReply, decode_json, parse_retry_after, scrub, send, try_decode_json
+from ._json import loads_strict, parse_rfc3339, type_name
 from .errors import (
     AuthError,
     BackendError,
@@ -83,7 +86,6 @@ _SCALE_MIN: Final = -128  # SPINE's scale is an int8
 _SCALE_MAX: Final = 127
 _REQ_ID_MAX: Final = 2**31 - 1
 _MAX_NUMBER_STRING: Final = 64
-_MAX_MESSAGE: Final = 200
 
 # controlMode 1..3 (vendor documentation "controlMode values")
 _MODE_BY_NUMBER: Final[dict[int, ControlMode]] = {
@@ -239,10 +241,9 @@ def _timestamp(raw: object, field: str) -> datetime | None:
         return None
     if isinstance(raw, str) and not _DECIMAL_RE.fullmatch(raw.strip()):
         try:
-            parsed = datetime.fromisoformat(raw.strip())
+            return parse_rfc3339(raw)
         except ValueError as err:
             raise ProtocolError(f"{field}: not a timestamp") from err
-        return parsed if parsed.tzinfo is not None else parsed.replace(tzinfo=UTC)
     millis = _decimal(raw, field)
     if millis == 0:
         return None
@@ -377,7 +378,7 @@ def parse_version(text: str) -> str:
         raise ProtocolError("/version: not a version (empty or an HTML page)")
     if stripped[0] in '{["':
         try:
-            decoded: object = json.loads(stripped)
+            decoded: object = loads_strict(stripped)
         except (ValueError, RecursionError) as err:
             raise ProtocolError("/version: malformed JSON") from err
         if isinstance(decoded, Mapping):
@@ -398,7 +399,7 @@ def parse_version(text: str) -> str:
 
 def _short(text: object) -> str:
     """Return a server-supplied text shortened to one line for logs and messages."""
-    return " ".join(str(text).split())[:_MAX_MESSAGE]
+    return scrub(str(text))
 
 
 def _error_details(payload: object) -> tuple[str, str] | None:
@@ -612,55 +613,23 @@ class FlexConnectBackend:
 
     async def _async_request(
         self, method: str, path: str, what: str, body: dict[str, Any] | None = None
-    ) -> tuple[int, bytes, str, str | None]:
-        """Return (status, body, content type, Retry-After) of one HTTP exchange."""
-        try:
-            async with self._session.request(
-                method, f"{self._base_url}{path}", json=body, timeout=self._timeout
-            ) as response:
-                data = await response.read()
-                return (
-                    response.status,
-                    data,
-                    response.content_type,
-                    response.headers.get("Retry-After"),
-                )
-        except TimeoutError as err:
-            raise CannotConnectError(
-                f"FlexConnect {what}: no reply within {self._request_timeout:g} s"
-            ) from err
-        except aiohttp.ClientError as err:
-            raise CannotConnectError(
-                f"FlexConnect {what}: connection failed ({type(err).__name__})"
-            ) from err
-
-    @staticmethod
-    def _decode(data: bytes, content_type: str, what: str) -> object:
-        try:
-            text = data.decode("utf-8")
-        except UnicodeDecodeError as err:
-            raise ProtocolError(f"FlexConnect {what}: reply is not UTF-8") from err
-        stripped = text.lstrip()
-        if not stripped:
-            raise ProtocolError(f"FlexConnect {what}: empty reply")
-        if "html" in content_type or stripped.startswith("<"):
-            raise ProtocolError(f"FlexConnect {what}: an HTML page instead of JSON")
-        try:
-            decoded: object = json.loads(text)
-        except (ValueError, RecursionError) as err:
-            raise ProtocolError(f"FlexConnect {what}: malformed JSON") from err
-        return decoded
+    ) -> HttpReply:
+        """Return the reply of one HTTP exchange."""
+        return await send(
+            self._session,
+            method,
+            f"{self._base_url}{path}",
+            f"FlexConnect {what}",
+            request_timeout=self._request_timeout,
+            json=body,
+        )
 
     @staticmethod
     def _error(
-        what: str,
-        status: int,
-        payload: object,
-        retry_after: str | None,
-        *,
-        battery_request: bool,
+        what: str, reply: HttpReply, payload: object, *, battery_request: bool
     ) -> BackendError:
         """Return the error for a failed reply (HTTP status and/or JSON error body)."""
+        status = reply.status
         details = _error_details(payload)
         code, message = details if details is not None else ("", "")
         described = f"FlexConnect {what}: HTTP {status}"
@@ -674,27 +643,25 @@ class FlexConnectBackend:
         if status in (401, 403) or code.upper() in ("UNAUTHENTICATED", "PERMISSION_DENIED"):
             return AuthError(f"{described}: the FlexCloud refused the client's credentials")
         if status == 429:
-            seconds: float | None = None
-            if retry_after is not None:
-                try:
-                    seconds = max(0.0, float(retry_after))
-                except ValueError:
-                    seconds = None
-                if seconds is not None and not math.isfinite(seconds):
-                    seconds = None
-            return RateLimitedError(f"{described}: rate limited", seconds)
+            return RateLimitedError(
+                f"{described}: rate limited", parse_retry_after(reply.retry_after)
+            )
         if status == 408 or status >= 500:
             return CannotConnectError(f"{described}: the client or the cloud is unavailable")
         if status == 404:
             return ProtocolError(f"{described}: no such endpoint (is this a FlexConnect client?)")
-        if what == MODIFY_REQUEST:
+        if what == MODIFY_REQUEST and (details is not None or 400 <= status < 500):
             return CommandRejectedError(f"{described}: command rejected")
         return ProtocolError(f"{described}: request refused")
 
     async def _async_post(
         self, name: str, wire_id: str, extra: dict[str, Any] | None = None
     ) -> dict[str, Any]:
-        """POST one request for one battery; return the reply object (header checked)."""
+        """POST one request for one battery; return the reply object (header checked).
+
+        An empty 200 (or 204) reply is success for a modify request only ("An empty response
+        represents a successful operation"); the read requests need their reply object.
+        """
         req_id = self._next_req_id()
         body: dict[str, Any] = {
             "header": {"reqId": req_id, "timeoutMs": self._timeout_ms},
@@ -702,24 +669,18 @@ class FlexConnectBackend:
         }
         if extra:
             body.update(extra)
-        status, data, content_type, retry_after = await self._async_request(
-            "POST", f"/app/v1/{name}", name, body
-        )
-        if status == 204:
+        reply = await self._async_request("POST", f"/app/v1/{name}", name, body)
+        if reply.status not in (200, 204):
+            payload = try_decode_json(reply)
+            raise self._error(name, reply, payload, battery_request=True)
+        if name == MODIFY_REQUEST and reply.is_empty:
             return {}
-        if status != 200:
-            payload: object = None
-            try:
-                payload = self._decode(data, content_type, name)
-            except ProtocolError:
-                payload = None
-            raise self._error(name, status, payload, retry_after, battery_request=True)
-        reply = self._decode(data, content_type, name)
-        if not isinstance(reply, dict):
-            raise ProtocolError(f"FlexConnect {name}: expected an object, got {type_name(reply)}")
-        if _error_details(reply) is not None:
-            raise self._error(name, status, reply, retry_after, battery_request=True)
-        header = reply.get("header")
+        decoded = decode_json(reply, f"FlexConnect {name}")
+        if not isinstance(decoded, dict):
+            raise ProtocolError(f"FlexConnect {name}: expected an object, got {type_name(decoded)}")
+        if _error_details(decoded) is not None:
+            raise self._error(name, reply, decoded, battery_request=True)
+        header = decoded.get("header")
         if header is not None:
             if not isinstance(header, Mapping):
                 raise ProtocolError(f"FlexConnect {name}: header is not an object")
@@ -729,23 +690,17 @@ class FlexConnectBackend:
                 and _integer(echoed, "header.reqId", INT64_MIN, INT64_MAX) != req_id
             ):
                 raise ProtocolError(f"FlexConnect {name}: reply to another request (reqId)")
-        return reply
+        return decoded
 
     async def _async_fetch_version(self) -> str:
-        status, data, content_type, retry_after = await self._async_request(
-            "GET", VERSION_PATH, "version"
-        )
-        if status != 200:
-            payload: object = None
-            try:
-                payload = self._decode(data, content_type, "version")
-            except ProtocolError:
-                payload = None
-            raise self._error("version", status, payload, retry_after, battery_request=False)
-        if "html" in content_type:
+        reply = await self._async_request("GET", VERSION_PATH, "version")
+        if reply.status != 200:
+            payload = try_decode_json(reply)
+            raise self._error("version", reply, payload, battery_request=False)
+        if "html" in reply.content_type.lower():
             raise ProtocolError("FlexConnect version: an HTML page instead of a version")
         try:
-            text = data.decode("utf-8")
+            text = reply.body.decode("utf-8")
         except UnicodeDecodeError as err:
             raise ProtocolError("FlexConnect version: reply is not UTF-8") from err
         return parse_version(text)
