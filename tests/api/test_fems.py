@@ -50,7 +50,7 @@ from custom_components.battery_bridge.api.fems import (
 )
 from simulator import fems as fems_sim
 from simulator.faults import FAULTS, Fault
-from simulator.fems import SIM, FemsSimulator, Firmware
+from simulator.fems import SIM, START_COUNTERS, FemsSimulator, Firmware
 from tests.conftest import ManualClock, StartApp
 
 pytestmark = pytest.mark.usefixtures("socket_enabled")  # loopback HTTP to the simulator
@@ -173,6 +173,10 @@ async def test_snapshot_reads_every_value(
     assert state.grid_mode is GridMode.ON_GRID
     assert state.energy_charged_wh == 3_013_394.0  # Wh_Σ on the wire
     assert state.energy_discharged_wh == 3_202_108.0
+    # Site counters for the Energy dashboard, from the same GET.
+    assert state.grid_import_energy_wh == START_COUNTERS["grid_buy"]
+    assert state.grid_export_energy_wh == START_COUNTERS["grid_sell"]
+    assert state.pv_energy_wh == START_COUNTERS["production"]
     assert state.reachable is True
     assert state.last_updated is not None
     assert snapshot.info.battery_id == "ess0"
@@ -446,12 +450,12 @@ def rpc_error(code: int, message: str) -> str:
         (400, json.dumps({"error": "x"}), "application/json", ProtocolError, "HTTP 400"),
         (400, json.dumps([1]), "application/json", ProtocolError, "HTTP 400"),
         (200, "<html>login</html>", "text/html", ProtocolError, "HTML page"),
-        (200, '{"value": 1,', "application/json", ProtocolError, "invalid JSON"),
-        (200, "NaN", "application/json", ProtocolError, "invalid JSON"),
-        (200, "", "application/json", ProtocolError, "invalid JSON"),
+        (200, '{"value": 1,', "application/json", ProtocolError, "malformed JSON|empty reply"),
+        (200, "NaN", "application/json", ProtocolError, "malformed JSON|empty reply"),
+        (200, "", "application/json", ProtocolError, "malformed JSON|empty reply"),
         (200, '["unexpected", "shape"]', "application/json", ProtocolError, "non-object"),
         (200, '"text"', "application/json", ProtocolError, "neither"),
-        (200, "[" * 100_000, "application/json", ProtocolError, "invalid JSON"),
+        (200, "[" * 100_000, "application/json", ProtocolError, "malformed JSON|empty reply"),
     ],
 )
 async def test_get_error_mapping(
@@ -477,7 +481,7 @@ async def test_get_error_mapping(
         (400, rpc_error(1, "Value is missing"), CommandRejectedError, "Value is missing"),
         (500, rpc_error(7, "x" * 500), CommandRejectedError, "code 7"),
         (200, '["unexpected"]', ProtocolError, "non-object"),
-        (200, "", ProtocolError, "invalid JSON"),
+        (200, "", ProtocolError, "malformed JSON|empty reply"),
     ],
 )
 async def test_post_error_mapping(
@@ -691,7 +695,7 @@ async def test_connection_refused(start_app: StartApp, session: aiohttp.ClientSe
     assert port is not None
     await server.close()
     backend = FemsBackend(session, "127.0.0.1", port, OWNER)
-    with pytest.raises(CannotConnectError, match="cannot reach") as info:
+    with pytest.raises(CannotConnectError, match="connection failed") as info:
         await backend.async_validate()
     assert_no_secret(info.value)
 
@@ -1342,6 +1346,7 @@ def test_parse_channels_shapes() -> None:
 def test_units_and_types() -> None:
     result = readings(
         channel("_sum/EssDcChargeEnergy", 2, "kWh_Σ"),
+        channel("_sum/GridBuyActiveEnergy", 1.5, "kWh_Σ"),
         channel("_sum/EssCapacity", 8.8, "kWh"),
         channel("_sum/EssSoc", 50.0, "%"),
         channel("_sum/State", 3.0),
@@ -1352,6 +1357,8 @@ def test_units_and_types() -> None:
         channel("ctrlApiRest0/_PropertyApiTimeout", 20, "sec"),
     )
     assert result.state.energy_charged_wh == 2000.0
+    assert result.state.grid_import_energy_wh == 1500.0
+    assert result.state.pv_energy_wh is None  # not in the reply
     assert result.state.usable_capacity_wh == 8800.0
     assert result.state.stored_energy_wh == 4400.0
     assert result.state.system_state is SystemState.FAULT

@@ -53,6 +53,7 @@ from typing import ClassVar, Final
 import aiohttp
 from yarl import URL
 
+from ._http import decode_json, parse_retry_after, scrub, send
 from ._json import loads_strict
 from .errors import (
     AuthError,
@@ -95,7 +96,6 @@ CTRL_API_REST: Final = "ctrlApiRest0"
 ESS: Final = "{ess}"  # stands for the configured ESS component id
 
 DEFAULT_API_TIMEOUT_S: Final = 60.0  # FEMS default when ctrlApiRest0/_PropertyApiTimeout is unknown
-_MAX_MESSAGE: Final = 200
 
 
 class ChannelKind(Enum):
@@ -141,6 +141,9 @@ DC_PV_POWER = ChannelSpec(SUM, "ProductionDcActualPower", ChannelKind.POWER)
 HOUSE_POWER = ChannelSpec(SUM, "ConsumptionActivePower", ChannelKind.POWER)
 DC_CHARGE_ENERGY = ChannelSpec(SUM, "EssDcChargeEnergy", ChannelKind.ENERGY)
 DC_DISCHARGE_ENERGY = ChannelSpec(SUM, "EssDcDischargeEnergy", ChannelKind.ENERGY)
+GRID_BUY_ENERGY = ChannelSpec(SUM, "GridBuyActiveEnergy", ChannelKind.ENERGY)
+GRID_SELL_ENERGY = ChannelSpec(SUM, "GridSellActiveEnergy", ChannelKind.ENERGY)
+PRODUCTION_ENERGY = ChannelSpec(SUM, "ProductionActiveEnergy", ChannelKind.ENERGY)
 SUM_STATE = ChannelSpec(SUM, "State", ChannelKind.LEVEL)
 GRID_MODE = ChannelSpec(SUM, "GridMode", ChannelKind.LEVEL)
 ESS_STATE = ChannelSpec(ESS, "State", ChannelKind.LEVEL)  # tells whether the ESS exists
@@ -161,6 +164,9 @@ READ_CHANNELS: Final[tuple[ChannelSpec, ...]] = (
     HOUSE_POWER,
     DC_CHARGE_ENERGY,
     DC_DISCHARGE_ENERGY,
+    GRID_BUY_ENERGY,
+    GRID_SELL_ENERGY,
+    PRODUCTION_ENERGY,
     SUM_STATE,
     GRID_MODE,
     ESS_STATE,
@@ -344,6 +350,9 @@ def read_channels(channels: dict[str, FemsChannel], ess_id: str) -> FemsReadings
         house_power_w=max(0.0, house) if house is not None else None,
         energy_charged_wh=number(DC_CHARGE_ENERGY),
         energy_discharged_wh=number(DC_DISCHARGE_ENERGY),
+        grid_import_energy_wh=number(GRID_BUY_ENERGY),
+        grid_export_energy_wh=number(GRID_SELL_ENERGY),
+        pv_energy_wh=number(PRODUCTION_ENERGY),
     )
     if timeout is None:
         api_timeout: float | None = DEFAULT_API_TIMEOUT_S
@@ -480,7 +489,6 @@ class FemsBackend:
         self._can_write = can_write
         base = URL(base_url or f"http://{host}:{port}/rest")
         self._base = base.with_user(None).with_path(base.path.rstrip("/"))
-        self._timeout = aiohttp.ClientTimeout(total=request_timeout)
         self._request_timeout = request_timeout
         self._lock = asyncio.Lock()
         self._read_path = channel_regexes(READ_CHANNELS, ess_id)
@@ -507,40 +515,26 @@ class FemsBackend:
         url = self._base / "channel" / component / channel
         where = f"{method} {url.path}"
         async with self._lock:
-            try:
-                async with self._session.request(
-                    method,
-                    url,
-                    headers=self._headers,
-                    json=payload,
-                    timeout=self._timeout,
-                    allow_redirects=False,
-                ) as response:
-                    status = response.status
-                    body = await response.read()
-            except TimeoutError as err:
-                raise CannotConnectError(
-                    f"FEMS did not answer {where} within {self._request_timeout:g} s"
-                ) from err
-            except (aiohttp.ClientError, ValueError, RuntimeError) as err:
-                raise CannotConnectError(
-                    f"cannot reach the FEMS for {where} ({type(err).__name__})"
-                ) from err
-        _LOGGER.debug("%s -> HTTP %s, %d bytes", where, status, len(body))
-        if status != 200:
-            raise self._error(status, body, method, where)
-        if body.lstrip().startswith(b"<"):
-            raise ProtocolError(f"FEMS sent an HTML page instead of JSON for {where}")
-        try:
-            return loads_strict(body)
-        except (ValueError, RecursionError) as err:
-            raise ProtocolError(f"FEMS sent invalid JSON for {where}") from err
+            reply = await send(
+                self._session,
+                method,
+                url,
+                f"FEMS {where}",
+                request_timeout=self._request_timeout,
+                headers=self._headers,
+                json=payload,
+            )
+        _LOGGER.debug("%s -> HTTP %s, %d bytes", where, reply.status, len(reply.body))
+        if reply.status != 200:
+            raise self._error(reply.status, reply.body, method, where, reply.retry_after)
+        return decode_json(reply, f"FEMS {where}")
 
     def _scrub(self, text: str) -> str:
-        text = text[:_MAX_MESSAGE]
-        return text.replace(self._password, "***") if self._password else text
+        return scrub(text, (self._password,))
 
-    def _error(self, status: int, body: bytes, method: str, where: str) -> BackendError:
+    def _error(
+        self, status: int, body: bytes, method: str, where: str, retry_after: str | None = None
+    ) -> BackendError:
         """Map a non-200 reply to the error taxonomy, by what it says (both firmware families)."""
         reply = parse_error_reply(body)
         code, text = reply.code, reply.text.lower()
@@ -569,7 +563,9 @@ class FemsBackend:
                 "is installed, the port and the ESS id"
             )
         if status == 429:
-            return RateLimitedError(f"FEMS asked to slow down ({where})")
+            return RateLimitedError(
+                f"FEMS asked to slow down ({where})", parse_retry_after(retry_after)
+            )
         if status in (502, 503, 504):
             return CannotConnectError(f"FEMS API unavailable ({where}: HTTP {status})")
         if method == "POST" and (code is not None or _OPENEMS_EXCEPTION in text):

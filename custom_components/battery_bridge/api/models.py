@@ -195,6 +195,9 @@ class BatteryState:
     house_power_w: float | None = None  # W, >= 0
     energy_charged_wh: float | None = None  # Wh, cumulative (DC side)
     energy_discharged_wh: float | None = None  # Wh, cumulative (DC side)
+    grid_import_energy_wh: float | None = None  # Wh, cumulative (bought from the grid)
+    grid_export_energy_wh: float | None = None  # Wh, cumulative (sold to the grid)
+    pv_energy_wh: float | None = None  # Wh, cumulative (produced by PV)
     reachable: bool | None = None
     last_updated: datetime | None = None
 
