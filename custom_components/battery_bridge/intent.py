@@ -18,7 +18,6 @@ from homeassistant.helpers import config_validation as cv, intent
 from homeassistant.util import dt as dt_util
 import probatio as vol
 
-from .api import ControlMode
 from .control import power_limits, settable_modes
 from .overrides import SETPOINT_SIGN, OverrideMode
 from .voice import (
@@ -161,22 +160,13 @@ class GetStateIntentHandler(BatteryIntentHandler):
 
 def _state_values(battery: VoiceBattery) -> dict[str, Any]:
     """Return what the battery's entities show: soc, power, mode, setpoint and override."""
-    coordinator = battery.runtime.coordinator
     controller = battery.runtime.controller
-    snapshot = coordinator.data
-    control = snapshot.control
-    mode: str | None = None
-    setpoint: int | None = None
-    for instruction in (control.current, control.desired):
-        if instruction is not None:
-            mode = mode or (instruction.mode.value if instruction.mode else None)
-            setpoint = setpoint if setpoint is not None else instruction.setpoint_w
-    if (active := controller.active) is not None:
-        mode = mode or active.command.mode.value
-        setpoint = setpoint if setpoint is not None else active.command.setpoint_w
+    snapshot = battery.runtime.coordinator.data
     capabilities = snapshot.capabilities
-    if mode is None and capabilities.command_timeout_s is not None:
-        mode = ControlMode.AUTO.value if ControlMode.AUTO in capabilities.modes else None
+    # The same view as the mode select and the setpoint number (never the FEMS applied power).
+    displayed = controller.displayed_mode()
+    mode = None if displayed is None else displayed.value
+    setpoint = controller.commanded_setpoint()
     override = controller.override
     return {
         "soc": snapshot.state.state_of_charge,

@@ -269,8 +269,9 @@ SENSORS: tuple[BatteryBridgeSensorEntityDescription, ...] = (
     BatteryBridgeSensorEntityDescription(
         key="stored_energy",
         translation_key="stored_energy",
+        # No state class: no long-term statistics, so the Energy dashboard's energy pickers do not
+        # offer it (it is not a meter).
         device_class=SensorDeviceClass.ENERGY_STORAGE,
-        state_class=SensorStateClass.MEASUREMENT,
         native_unit_of_measurement=UnitOfEnergy.WATT_HOUR,
         suggested_unit_of_measurement=UnitOfEnergy.KILO_WATT_HOUR,
         suggested_display_precision=2,
@@ -279,8 +280,9 @@ SENSORS: tuple[BatteryBridgeSensorEntityDescription, ...] = (
     BatteryBridgeSensorEntityDescription(
         key="usable_capacity",
         translation_key="usable_capacity",
+        # No state class: no long-term statistics, so the Energy dashboard's energy pickers do not
+        # offer it (it is not a meter).
         device_class=SensorDeviceClass.ENERGY_STORAGE,
-        state_class=SensorStateClass.MEASUREMENT,
         native_unit_of_measurement=UnitOfEnergy.WATT_HOUR,
         suggested_unit_of_measurement=UnitOfEnergy.KILO_WATT_HOUR,
         suggested_display_precision=2,
@@ -357,6 +359,14 @@ SENSORS: tuple[BatteryBridgeSensorEntityDescription, ...] = (
     ),
     _energy_total("energy_charged", backends=FLEXCONNECT | ENODE, stored_energy_direction=1),
     _energy_total("energy_discharged", backends=FLEXCONNECT | ENODE, stored_energy_direction=-1),
+    # FEMS site meters for the Energy dashboard's grid and solar panels.
+    _energy_total(
+        "grid_import_energy", backends=FEMS, value_fn=lambda s: s.state.grid_import_energy_wh
+    ),
+    _energy_total(
+        "grid_export_energy", backends=FEMS, value_fn=lambda s: s.state.grid_export_energy_wh
+    ),
+    _energy_total("pv_energy", backends=FEMS, value_fn=lambda s: s.state.pv_energy_wh),
     _power(
         "max_charge_power",
         lambda s: s.state.max_charge_power_w,

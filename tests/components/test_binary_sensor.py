@@ -16,7 +16,7 @@ from pytest_homeassistant_custom_component.common import (
 )
 from syrupy.assertion import SnapshotAssertion
 
-from custom_components.battery_bridge.api import BackendKind, CommandStatus
+from custom_components.battery_bridge.api import BackendKind, ChargeStatus, CommandStatus
 
 from .conftest import ENODE_ID_2, FLEX_ID_2, FakeBackend
 
@@ -30,16 +30,17 @@ async def test_entities(
     snapshot: SnapshotAssertion,
     init_integration: MockConfigEntry,
 ) -> None:
-    """FlexConnect and Enode batteries get command pending (Enode also reachable)."""
+    """FlexConnect batteries get command pending; Enode also charging and reachable."""
     await snapshot_platform(hass, entity_registry, snapshot, init_integration.entry_id)
 
 
 @pytest.mark.parametrize("backend_kind", [BackendKind.FEMS])
-async def test_no_binary_sensors_for_fems(
+async def test_fems_binary_sensors(
     hass: HomeAssistant, entity_registry: er.EntityRegistry, init_integration: MockConfigEntry
 ) -> None:
-    """A FEMS reports neither a pending command nor reachability: no binary sensors."""
-    assert not er.async_entries_for_config_entry(entity_registry, init_integration.entry_id)
+    """A FEMS reports neither a pending command nor reachability: only charging (from power)."""
+    entries = er.async_entries_for_config_entry(entity_registry, init_integration.entry_id)
+    assert [entry.entity_id for entry in entries] == ["binary_sensor.fems_ess0_charging"]
 
 
 @pytest.mark.parametrize("backend_kind", [BackendKind.FLEXCONNECT])
@@ -78,3 +79,64 @@ async def test_command_pending_enode_action(
     async_fire_time_changed(hass)
     await hass.async_block_till_done()
     assert hass.states.get(entity_id).state == STATE_OFF
+
+
+@pytest.mark.parametrize(
+    ("backend_kind", "entity_id", "changes", "expected"),
+    [
+        # FEMS: from the measured power (+ = discharging); a few watts either way are rest.
+        (BackendKind.FEMS, "binary_sensor.fems_ess0_charging", {"power_w": -1500.0}, STATE_ON),
+        (BackendKind.FEMS, "binary_sensor.fems_ess0_charging", {"power_w": -10.0}, STATE_OFF),
+        (BackendKind.FEMS, "binary_sensor.fems_ess0_charging", {"power_w": 800.0}, STATE_OFF),
+        (BackendKind.FEMS, "binary_sensor.fems_ess0_charging", {"power_w": None}, "unknown"),
+        # Enode: its reported charge status wins over the power.
+        (
+            BackendKind.ENODE,
+            "binary_sensor.powerwall_home_charging",
+            {"charge_status": ChargeStatus.CHARGING, "power_w": 0.0},
+            STATE_ON,
+        ),
+        (
+            BackendKind.ENODE,
+            "binary_sensor.powerwall_home_charging",
+            {"charge_status": ChargeStatus.IDLE, "power_w": -3000.0},
+            STATE_OFF,
+        ),
+        (
+            BackendKind.ENODE,
+            "binary_sensor.powerwall_home_charging",
+            {"charge_status": ChargeStatus.UNKNOWN, "power_w": -3000.0},
+            STATE_ON,
+        ),
+    ],
+)
+async def test_charging(
+    hass: HomeAssistant,
+    *,
+    mock_backend: FakeBackend,
+    init_integration: MockConfigEntry,
+    freezer: FrozenDateTimeFactory,
+    entity_id: str,
+    changes: dict[str, object],
+    expected: str,
+) -> None:
+    """Charging (device class battery_charging) follows the charge status, else the power."""
+    state = hass.states.get(entity_id)
+    assert state is not None
+    assert state.attributes["device_class"] == "battery_charging"
+    battery_id = next(iter(mock_backend.snapshots))
+    mock_backend.set_state(battery_id, **changes)
+    freezer.tick(timedelta(seconds=60))
+    async_fire_time_changed(hass)
+    await hass.async_block_till_done()
+    assert hass.states.get(entity_id).state == expected
+
+
+@pytest.mark.parametrize("backend_kind", [BackendKind.FLEXCONNECT])
+async def test_no_charging_without_power(
+    hass: HomeAssistant, entity_registry: er.EntityRegistry, init_integration: MockConfigEntry
+) -> None:
+    """FlexConnect reports neither power nor a charge status: no charging sensor."""
+    entities = er.async_entries_for_config_entry(entity_registry, init_integration.entry_id)
+    assert entities
+    assert not [entry for entry in entities if entry.unique_id.endswith("_charging")]

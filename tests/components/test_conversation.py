@@ -78,8 +78,9 @@ def power(setpoint: int) -> ControlCommand:
         ("de", "welche leistung hat FEMS ess0", "FEMS ess0 entlädt mit 1200 W."),
         ("en", "what mode is FEMS ess0 in", "FEMS ess0 is in mode Auto."),
         ("de", "in welchem modus ist FEMS ess0", "FEMS ess0 ist im Modus Automatisch."),
-        ("en", "what is the setpoint of FEMS ess0", "discharge with 1200 W"),
-        ("de", "wie ist der sollwert von FEMS ess0", "Entladen mit 1200 W"),
+        # In auto the FEMS runs its own control: no setpoint of ours (as the number shows).
+        ("en", "what is the setpoint of FEMS ess0", "The setpoint of FEMS ess0 is not known."),
+        ("de", "wie ist der sollwert von FEMS ess0", "Der Sollwert von FEMS ess0 ist nicht"),
         ("en", "what is the override of FEMS ess0", "No override is running on FEMS ess0."),
         ("de", "läuft eine übersteuerung bei FEMS ess0", "Auf FEMS ess0 läuft keine"),
     ],
