@@ -8,7 +8,11 @@ Logs in as demo/demo in headless Chromium, then checks:
 3. a change made through the UI (the FEMS control mode, picked in the device page's Controls card)
    reaches Home Assistant (read back through the REST API), and a change made through the REST API
    (the FEMS power setpoint) shows up in the UI; the control mode is set back afterwards;
-4. Home Assistant's log has no ERROR record that mentions battery_bridge.
+4. Assist (/api/conversation/process) answers the sentences of issue 9 in English and German, and
+   the FEMS simulator (its REST API) and the entity states show the change;
+5. the Batteries dashboard (scripts/demo_setup.py) has a section per battery and its FEMS buttons
+   start and stop an override; the Energy dashboard is configured and shows the batteries;
+6. Home Assistant's log has no ERROR record that mentions battery_bridge.
 
 Full-page screenshots go to --screenshots. Exits 1, listing every failed check, when one fails.
 Not a pytest test on purpose: it needs a browser, and CI has none.
@@ -17,9 +21,12 @@ Not a pytest test on purpose: it needs a browser, and CI has none.
 from __future__ import annotations
 
 import argparse
+import base64
 from collections.abc import Callable, Iterator
 import contextlib
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
+import functools
 import json
 from pathlib import Path
 import re
@@ -47,6 +54,8 @@ ENTRY_TITLES = ("FlexConnect 127.0.0.1", "FEMS 127.0.0.1", "Enode (sandbox)")
 FEMS_ENTRY, ENODE_ENTRY = ENTRY_TITLES[1], ENTRY_TITLES[2]
 FEMS_NAMES = ("State of charge", "Battery power", "Power setpoint", "Control mode")
 ENODE_NAMES = ("State of charge", "Operation mode", "Charge status", "Command status")
+# Written by scripts/demo_setup.py: dashboard url path / view path.
+DASHBOARD_PATH = "batteries/batteries"
 # The flags this machine's Chromium needs (headless is set by playwright itself).
 CHROMIUM_ARGS = [
     "--no-sandbox",
@@ -527,6 +536,282 @@ def check_enode(session: Session, device: Device) -> Path:
     return screenshot(page, session.shots / "device_enode.png")
 
 
+@dataclass
+class Sentence:
+    """One sentence for Assist: the answer it must give and what must have changed."""
+
+    language: str
+    text: str
+    answer: str  # regular expression, searched in the spoken answer
+    verify: Callable[[re.Match[str]], Any] | None = None  # truthy when the change is seen
+    what: str = ""
+    retry: bool = False  # ask again until the answer matches (a read after a change)
+
+
+class FemsSimulator:
+    """Reads the FEMS simulator's channels through its REST API (guest password)."""
+
+    def __init__(self, url: str, password: str) -> None:
+        """Keep the address and the credentials."""
+        self.url = url.rstrip("/")
+        self.auth = "Basic " + base64.b64encode(f"x:{password}".encode()).decode()
+
+    def value(self, channel: str) -> Any:
+        """The value of one channel ("ctrlApiRest0/ApiWorkerLog")."""
+        request = urllib.request.Request(  # noqa: S310 - the simulator's URL, from the command line
+            f"{self.url}/rest/channel/{channel}", headers={"Authorization": self.auth}
+        )
+        with urllib.request.urlopen(request, timeout=10) as response:  # noqa: S310
+            return json.loads(response.read())["value"]
+
+    def written_setpoint(self) -> float | None:
+        """The setpoint the simulator's REST API worker applies (written by Home Assistant)."""
+        log = str(self.value("ctrlApiRest0/ApiWorkerLog") or "")
+        for part in log.split("|"):
+            address, _, value = part.partition(":")
+            if address.endswith("/SetActivePowerEquals"):
+                with contextlib.suppress(ValueError):
+                    return float(value)
+        return None
+
+
+def converse(api: HomeAssistantApi, text: str, language: str) -> dict[str, Any]:
+    """Send one sentence to Assist (the default agent) and return its response."""
+    reply = api.post("/api/conversation/process", {"text": text, "language": language})
+    return dict(reply["response"])
+
+
+def _near(value: Any, target: float, tolerance: float) -> bool:
+    try:
+        return abs(float(value) - target) <= tolerance
+    except TypeError, ValueError:
+        return False
+
+
+def voice_sentences(
+    api: HomeAssistantApi, sim: FemsSimulator, fems: Device, enode: Device
+) -> list[Sentence]:
+    """The sentences of issue 9 against the demo: FEMS (simulator checked) and one Enode battery."""
+    soc = fems.entity("sensor", "_state_of_charge")
+    setpoint = fems.entity("number", "_power_setpoint")
+    mode = fems.entity("select", "_control_mode")
+    override = fems.entity("sensor", "_override")
+    override_end = fems.entity("sensor", "_override_end")
+    enode_override = enode.entity("sensor", "_override")
+    state = lambda entity_id: api.state(entity_id)["state"]
+
+    def soc_matches(match: re.Match[str]) -> bool:
+        return _near(state(soc), float(match[1]), 2)
+
+    def written(target: float) -> Callable[[re.Match[str]], bool]:
+        # A hybrid FEMS takes an AC setpoint (battery + DC PV): what Home Assistant wrote is
+        # checked on the battery's DC power, which drifts with the PV until the next write.
+        tolerance = max(200.0, 0.15 * abs(target))
+        return lambda _: (
+            sim.written_setpoint() is not None
+            and _near(sim.value("ess0/DcDischargePower"), target, tolerance)
+            and _near(state(setpoint), target, tolerance)
+        )
+
+    def spoken_setpoint(match: re.Match[str]) -> bool:
+        return _near(match[1].replace(",", "").replace(".", ""), 1000, 200)
+
+    def charging_for(hours: float) -> Callable[[re.Match[str]], bool]:
+        def probe(_: re.Match[str]) -> bool:
+            end = api.state(override_end)["state"]
+            try:
+                left = datetime.fromisoformat(end) - datetime.now(UTC)
+            except ValueError:
+                return False
+            return (
+                state(override) == "charge"
+                and abs(left.total_seconds() - hours * 3600) < 300
+                and sim.written_setpoint() is not None
+                and float(sim.value("ess0/DcDischargePower")) < 0
+            )
+
+        return probe
+
+    name = enode.name
+    return [
+        Sentence(
+            "en", "what is the charge of FEMS", r"^FEMS is at (\d+) %", soc_matches, "as the sensor"
+        ),
+        Sentence(
+            "de", "wie voll ist FEMS", r"^FEMS ist zu (\d+) % geladen", soc_matches, "as the sensor"
+        ),
+        Sentence(
+            "en",
+            "set FEMS power to -1500 watts",
+            r"^FEMS charges with 1[,.]?500 W",
+            written(-1500),
+            "the simulator's battery charges with about 1500 W",
+        ),
+        Sentence(
+            "de",
+            "setze FEMS auf 1000 watt",
+            r"^FEMS entlädt mit 1[,.]?000 W",
+            written(1000),
+            "the simulator's battery discharges with about 1000 W",
+        ),
+        Sentence(
+            "en",
+            "what is the setpoint of FEMS",
+            r"FEMS is to discharge with ([\d,.]+) W",
+            spoken_setpoint,
+            "the spoken setpoint is about 1000 W",
+            retry=True,  # it reads back what the FEMS applies, a poll later
+        ),
+        Sentence(
+            "en",
+            "charge FEMS for two hours",
+            r"^FEMS: override \w+ until",
+            charging_for(2),
+            "override charge, ends in 2 h, the simulator's battery charges",
+        ),
+        Sentence("en", "what is the override of FEMS", r"^FEMS: override \w+ until"),
+        Sentence(
+            "en",
+            "stop the override of FEMS",
+            r"^Stopped the override of FEMS",
+            lambda _: state(override) == "none",
+            "no override",
+        ),
+        Sentence(
+            "de",
+            "lade FEMS für 2 stunden",
+            r"^FEMS: Übersteuerung \w+ bis",
+            charging_for(2),
+            "override charge, ends in 2 h, the simulator's battery charges",
+        ),
+        Sentence(
+            "de",
+            "beende die übersteuerung von FEMS",
+            r"^Die Übersteuerung von FEMS ist beendet",
+            lambda _: state(override) == "none",
+            "no override",
+        ),
+        Sentence(
+            "en",
+            "set FEMS to auto",
+            r"^FEMS is set to Auto",
+            lambda _: state(mode) == "auto",
+            "control mode auto",
+        ),
+        Sentence("de", "in welchem modus ist FEMS", r"^FEMS ist im Modus Auto", retry=True),
+        Sentence(
+            "en",
+            f"charge {name} for 1 hour",
+            rf"^{re.escape(name)}: override \w+ until",
+            lambda _: state(enode_override) == "charge",
+            "Enode override charge",
+        ),
+        Sentence(
+            "de",
+            f"stoppe die übersteuerung von {name}",
+            rf"^Die Übersteuerung von {re.escape(name)} ist beendet",
+            lambda _: state(enode_override) == "none",
+            "Enode override stopped",
+        ),
+    ]
+
+
+def check_voice(
+    results: Results, api: HomeAssistantApi, sim: FemsSimulator, fems: Device, enode: Device
+) -> None:
+    """Assist sentences (en, de) through /api/conversation/process; changes checked."""
+    select = fems.entity("select", "_control_mode")
+    original = api.state(select)["state"]
+    try:
+        for sentence in voice_sentences(api, sim, fems, enode):
+            label = f"Assist ({sentence.language}) '{sentence.text}'"
+            deadline = time.monotonic() + (30 if sentence.retry else 0)
+            while True:
+                response = converse(api, sentence.text, sentence.language)
+                speech = response.get("speech", {}).get("plain", {}).get("speech", "")
+                match = re.search(sentence.answer, speech)
+                if match is not None or time.monotonic() > deadline:
+                    break
+                time.sleep(2)
+            ok = results.check(
+                match is not None and response.get("response_type") != "error",
+                f"{label} -> {speech!r}",
+                f"expected /{sentence.answer}/ ({response.get('response_type')})",
+            )
+            if ok and match is not None and sentence.verify is not None:
+                verify = sentence.verify
+                try:
+                    wait_for(sentence.what, functools.partial(verify, match), timeout=30)
+                    results.check(True, f"{label}: {sentence.what}")
+                except CheckError as err:
+                    results.check(False, f"{label}: {sentence.what}", str(err))
+    finally:
+        for device in (fems, enode):
+            with contextlib.suppress(CheckError):
+                api.call(DOMAIN, "stop_override", {"device_id": device.device_id})
+        if api.state(select)["state"] != original:
+            say(f"setting {select} back to '{original}' (REST)")
+            api.call("select", "select_option", {"entity_id": select, "option": original})
+
+
+def check_dashboard(session: Session, devices: list[Device], fems: Device) -> Path:
+    """The Batteries dashboard: a section per battery; FEMS's charge / stop buttons work."""
+    results, page, api, url = session.results, session.page, session.api, session.url
+    page.goto(f"{url}/{DASHBOARD_PATH}")
+    page.get_by_text("Stop override", exact=True).first.wait_for(timeout=30_000)
+    settle(page)
+    page.wait_for_timeout(2000)  # gauges animate
+    lines = set(deep_text(page).splitlines())
+    missing = [device.name for device in devices if device.name not in lines]
+    results.check(not missing, "Batteries dashboard: a section per battery", f"missing {missing}")
+    for name in ("State of charge", "Charge 1 h", "Discharge 1 h", "Hold 1 h", "Control mode"):
+        results.check(name in lines, f"Batteries dashboard shows '{name}'")
+    errors = [line for line in lines if "Configuration error" in line or "not available" in line]
+    results.check(not errors, "Batteries dashboard: no card errors", f"{errors}")
+    results.check(not toasts(page), "Batteries dashboard: no toast", f"{toasts(page)}")
+    shot = screenshot(page, session.shots / "dashboard_batteries.png")
+
+    override = fems.entity("sensor", "_override")
+    section = page.locator("hui-grid-section").filter(has=page.get_by_text(fems.name, exact=True))
+    for button, expected in (("Hold 1 h", "hold"), ("Stop override", "none")):
+        try:
+            section.locator("hui-button-card").filter(has_text=button).first.click(timeout=15_000)
+            wait_for(
+                f"{override} == {expected}",
+                lambda expected=expected: api.state(override)["state"] == expected,
+                timeout=30,
+            )
+            ok = True
+        except (CheckError, PlaywrightError) as err:
+            say(f"{button}: {err}")
+            ok = False
+        results.check(ok, f"Batteries dashboard: FEMS '{button}' -> {override} '{expected}'")
+    return shot
+
+
+def check_energy(session: Session) -> list[Path]:
+    """The Energy dashboard is configured (no set-up prompt) and shows the batteries."""
+    results, page, url = session.results, session.page, session.url
+    page.goto(f"{url}/energy")
+    try:
+        page.get_by_text("Energy distribution", exact=True).first.wait_for(timeout=30_000)
+        shown = True
+    except PlaywrightError:
+        shown = False
+    settle(page)
+    page.wait_for_timeout(3000)  # charts render
+    text = deep_text(page)
+    results.check(shown, "Energy dashboard shows its energy distribution", text[:300])
+    results.check("Battery" in text, "Energy dashboard shows a battery")
+    shots = [screenshot(page, session.shots / "energy.png")]
+    with contextlib.suppress(PlaywrightError):
+        page.get_by_role("tab", name="Now").first.click(timeout=10_000)
+        settle(page)
+        page.wait_for_timeout(3000)
+        shots.append(screenshot(page, session.shots / "energy_now.png"))
+    return shots
+
+
 def log_records(path: Path) -> Iterator[str]:
     """Records of HA's log (a record is a timestamped line with its traceback lines)."""
     record: list[str] = []
@@ -625,6 +910,10 @@ def run(args: argparse.Namespace) -> int:
             saved.append(check_integration_page(session))
             saved.append(check_fems(session, fems))
             saved.append(check_enode(session, enode))
+            check_voice(results, api, FemsSimulator(args.fems_url, args.fems_password), fems, enode)
+            devices = [device for group in grouped.values() for device in group]
+            saved.append(check_dashboard(session, devices, fems))
+            saved += check_energy(session)
         except (CheckError, PlaywrightError) as err:
             results.failures.append(f"aborted: {err}")
             say(f"FAIL aborted: {err}")
@@ -653,6 +942,8 @@ def main() -> int:
     parser.add_argument("--chromium", default="/usr/bin/chromium")
     parser.add_argument("--username", default="demo")
     parser.add_argument("--password", default="demo")
+    parser.add_argument("--fems-url", default="http://127.0.0.1:8084")
+    parser.add_argument("--fems-password", default="user", help="the simulator's guest password")
     parser.add_argument("--log", type=Path, default=ROOT / "config" / "home-assistant.log")
     parser.add_argument("--screenshots", type=Path, default=ROOT / "e2e" / "screenshots")
     parser.add_argument(
