@@ -14,6 +14,12 @@ pytestmark = pytest.mark.usefixtures("socket_enabled")  # loopback HTTP to the s
 
 SCRIPT = Path(__file__).resolve().parents[1] / "scripts" / "benchmark.py"
 LATENCY_KEYS = {"n", "median", "p95", "min", "max"}
+SMALL = ["--polls", "3", "--confirm-runs", "1", "--delay", "2", "--batteries", "3", "--rounds", "2"]
+
+
+@pytest.fixture(autouse=True)
+def auto_enable_custom_integrations() -> None:
+    """No ``hass`` fixture here: the benchmark starts (and stops) its own Home Assistant."""
 
 
 @pytest.fixture(scope="module")
@@ -27,15 +33,25 @@ def benchmark() -> ModuleType:
 
 
 def _check_common(result: dict, polls: int) -> None:
-    assert result["requests_per_write"] == 1
+    assert result["requests_per_write"] == 1  # the write alone: its refresh is debounced
     for key in ("poll_latency_ms", "write_latency_ms"):
         assert set(result[key]) == LATENCY_KEYS
         assert result[key]["n"] == polls
 
 
+def _check_confirmed(result: dict, pending_interval_s: int) -> None:
+    confirmed = result["time_to_confirmed"]
+    assert confirmed["configured_delay_s"] == 2.0
+    assert confirmed["poll_interval_while_pending_s"] == pending_interval_s  # the coordinator's
+    assert confirmed["runs"] == 1
+    assert set(confirmed["seconds"]) == {"median", "max"}
+    assert set(confirmed["overshoot_s"]) == {"mean", "max"}
+
+
 async def test_benchmark_json(benchmark: ModuleType, capsys: pytest.CaptureFixture[str]) -> None:
-    argv = ["--polls", "3", "--json", "--delay", "0.2", "--confirm-runs", "1"]
-    assert await benchmark.async_main([*argv, "--keepalive-ticks", "2"]) == 0
+    # 0.06 h = 216 s: keepalive ticks at 30 ... 210 s; the fault at 108 s fails the 120 s one.
+    argv = [*SMALL, "--json", "--hours", "0.06", "--keepalive-faults", "1"]
+    assert await benchmark.async_main(argv) == 0
     report = json.loads(capsys.readouterr().out)
 
     assert report["settings"]["polls"] == 3
@@ -45,50 +61,61 @@ async def test_benchmark_json(benchmark: ModuleType, capsys: pytest.CaptureFixtu
     fems = backends["fems"]
     _check_common(fems, 3)
     assert fems["requests_per_poll"] == {
-        "first_call": 1,
+        "setup": 1,
         "steady_state": 1,
         "steady_state_range": [1, 1],
+        "while_pending": None,  # a FEMS applies a setpoint on the POST
     }
-    assert fems["write_command"] == {"mode": "power", "setpoint_w": 2000}
+    assert fems["write"] == {"call": "async_set_power", "value": 2000}
     assert fems["time_to_confirmed"] is None
-    keepalive = fems["keepalive"]
-    assert keepalive["api_timeout_s"] == 2.0
-    assert keepalive["interval_s"] == 1.0
-    assert keepalive["rewrites"] == 2
-    assert keepalive["posts"] == 3  # the first write and two rewrites
-    assert keepalive["failures"] == 0
-    assert {"interval_deviation_ms", "timer_lateness_ms", "margin_s", "dropped"} <= set(keepalive)
-    assert isinstance(keepalive["dropped"], bool)
 
     flex = backends["flexconnect"]
     _check_common(flex, 3)
-    assert flex["requests_per_poll"]["first_call"] == 3  # with GET /version
+    assert flex["requests_per_poll"]["setup"] == 3  # with GET /version
     assert flex["requests_per_poll"]["steady_state"] == 2
     assert flex["requests_per_poll"]["while_pending"] == 2
-    assert flex["write_command"] == {"mode": "power", "setpoint_w": -2000}
+    assert flex["write"] == {"call": "async_set_power", "value": -2000}
+    _check_confirmed(flex, 5)
 
     enode = backends["enode"]
     _check_common(enode, 3)
-    assert enode["requests_per_poll"]["first_call"] == 2  # with the token
+    assert enode["requests_per_poll"]["setup"] == 2  # with the token
     assert enode["requests_per_poll"]["steady_state"] == 1
     assert enode["requests_per_poll"]["while_pending"] == 2  # with the Action
-    assert enode["write_command"] == {"mode": "export_focus", "setpoint_w": None}
+    assert enode["write"] == {"call": "async_set_mode", "value": "export_focus"}
+    _check_confirmed(enode, 15)
 
-    for result in (flex, enode):
-        confirmed = result["time_to_confirmed"]
-        assert confirmed["configured_delay_s"] == 0.2
-        assert confirmed["runs"] == 1
-        assert set(confirmed["seconds"]) == {"median", "max"}
-        assert set(confirmed["overshoot_ms"]) == {"mean", "max"}
+    many = report["many_batteries"]
+    assert many["batteries"] == 3
+    assert many["entities"] > 0
+    assert many["setup"]["requests"] == sum(many["setup"]["requests_by_path"].values())
+    assert many["poll_round"]["rounds"] == 2
+    assert many["poll_round"]["requests_per_battery_poll"] == 2
+    assert set(many["poll_round"]["wall_ms"]) == LATENCY_KEYS
+
+    keepalive = report["keepalive"]
+    assert keepalive["api_timeout_s"] == 60.0
+    assert keepalive["interval_s"] == 30.0
+    assert keepalive["rewrites"] == 6
+    assert keepalive["failed_rewrites"] == 1
+    assert keepalive["injected_faults"] == 1
+    assert keepalive["warnings_logged"] >= 1  # the failed rewrite
+    assert keepalive["polls"] > 0
+    assert isinstance(keepalive["lapses"], int)
+    assert set(keepalive["gap_s"]) == {"median", "max"}
+    assert keepalive["held_at_end"] is True
+    assert keepalive["keepalive_active_at_end"] is True
 
 
 async def test_benchmark_table_one_backend(
     benchmark: ModuleType, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    argv = ["--polls", "2", "--backend", "enode", "--confirm-runs", "0"]
+    argv = ["--polls", "2", "--backend", "fems", "--confirm-runs", "0", "--hours", "0.02"]
     assert await benchmark.async_main(argv) == 0
     out = capsys.readouterr().out
-    assert "Enode (battery " in out
-    assert "steady state 1" in out
-    assert "FEMS" not in out
-    assert "time to confirmed" not in out
+    assert "One battery per entry" in out
+    assert "FEMS" in out
+    assert "Enode" not in out
+    assert "batteries in one FlexConnect entry" not in out  # --batteries needs FlexConnect
+    assert "FEMS keepalive (virtual time)" in out
+    assert "lapses (setpoint dropped)" in out
