@@ -11,21 +11,19 @@ from homeassistant.core import Event, HomeAssistant, callback
 from homeassistant.helpers import config_validation as cv
 from homeassistant.helpers.typing import ConfigType
 
-from .api import BackendKind
+from .api.registry import backend_spec
 from .backends import create_backend
 from .const import CONF_BACKEND, CONF_DECLINED_BATTERIES, DOMAIN, SUBENTRY_BATTERY
 from .control import BatteryController
 from .coordinator import (
-    BatteryBridgeConfigEntry,
-    BatteryBridgeData,
     BatteryCoordinator,
-    BatteryRuntime,
     async_delete_battery_gone_issues,
     configured_battery_ids,
 )
 from .llm_api import async_register_llm_api
 from .new_batteries import async_remember_declined, async_watch_account
 from .overrides import override_store
+from .runtime import BatteryBridgeConfigEntry, BatteryBridgeData, BatteryRuntime
 from .sentences import async_setup_sentences, async_update_sentences
 from .services import async_setup_services
 
@@ -75,7 +73,7 @@ async def async_setup_entry(hass: HomeAssistant, entry: BatteryBridgeConfigEntry
     of a stored override that ended while Home Assistant was not running (once); a stored override
     still running resumes. Stored overrides of removed batteries are forgotten.
     """
-    kind = BackendKind(entry.data[CONF_BACKEND])
+    kind = backend_spec(entry.data[CONF_BACKEND]).kind
     backend = create_backend(hass, entry.data)
     coordinators = [
         BatteryCoordinator(hass, entry, backend, kind, subentry)

@@ -12,9 +12,9 @@ from homeassistant.const import EntityCategory
 from homeassistant.core import HomeAssistant
 from homeassistant.helpers.entity_platform import AddConfigEntryEntitiesCallback
 
-from .api import BackendKind, BatterySnapshot, ChargeStatus
-from .coordinator import BatteryBridgeConfigEntry, BatteryRuntime
-from .entity import BatteryBridgeEntity, BatteryBridgeEntityDescription, supported
+from .api import BatterySnapshot, ChargeStatus, Feature
+from .entity import BatteryBridgeEntity, BatteryBridgeEntityDescription, async_add_battery_entities
+from .runtime import BatteryBridgeConfigEntry
 
 PARALLEL_UPDATES = 0
 
@@ -56,13 +56,13 @@ BINARY_SENSORS: tuple[BatteryBridgeBinarySensorEntityDescription, ...] = (
         # current instructions differ; Enode: the Action is PENDING).
         key="command_pending",
         translation_key="command_pending",
-        backends=frozenset({BackendKind.FLEXCONNECT, BackendKind.ENODE}),
+        feature=Feature.COMMAND_STATUS,
         is_on_fn=lambda s: s.control.pending,
     ),
     BatteryBridgeBinarySensorEntityDescription(
         key="reachable",
         translation_key="reachable",
-        backends=frozenset({BackendKind.ENODE}),
+        feature=Feature.REACHABILITY,
         device_class=BinarySensorDeviceClass.CONNECTIVITY,
         entity_category=EntityCategory.DIAGNOSTIC,
         is_on_fn=lambda s: s.state.reachable,
@@ -75,27 +75,14 @@ async def async_setup_entry(
     entry: BatteryBridgeConfigEntry,
     async_add_entities: AddConfigEntryEntitiesCallback,
 ) -> None:
-    """Add the binary sensors of every battery, each under its battery subentry."""
-    for subentry_id, battery in entry.runtime_data.batteries.items():
-        async_add_entities(
-            (
-                BatteryBridgeBinarySensor(battery, description)
-                for description in supported(battery, BINARY_SENSORS)
-            ),
-            config_subentry_id=subentry_id,
-        )
+    """Add the binary sensors of every battery."""
+    async_add_battery_entities(entry, async_add_entities, BINARY_SENSORS, BatteryBridgeBinarySensor)
 
 
 class BatteryBridgeBinarySensor(BatteryBridgeEntity, BinarySensorEntity):
     """A binary sensor of one battery."""
 
     entity_description: BatteryBridgeBinarySensorEntityDescription
-
-    def __init__(
-        self, battery: BatteryRuntime, description: BatteryBridgeBinarySensorEntityDescription
-    ) -> None:
-        """Set up the binary sensor."""
-        super().__init__(battery, description)
 
     @property
     def is_on(self) -> bool | None:

@@ -1,62 +1,20 @@
-"""The per-battery data update coordinator and the runtime data of a config entry."""
+"""The per-battery data update coordinator, its poll interval and its repair issue."""
 
 from __future__ import annotations
 
 from collections.abc import Container
-from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING
 
 from homeassistant.config_entries import ConfigEntry, ConfigSubentry
 from homeassistant.core import HomeAssistant, callback
-from homeassistant.exceptions import ConfigEntryAuthFailed
 from homeassistant.helpers import issue_registry as ir
-from homeassistant.helpers.update_coordinator import DataUpdateCoordinator, UpdateFailed
+from homeassistant.helpers.update_coordinator import DataUpdateCoordinator
 from homeassistant.util import dt as dt_util
 
-from .api import (
-    AuthError,
-    Backend,
-    BackendError,
-    BackendKind,
-    BatterySnapshot,
-    RateLimitedError,
-    UnknownBatteryError,
-)
-from .const import (
-    CONF_BATTERY_ID,
-    CONF_SCAN_INTERVAL,
-    DEFAULT_SCAN_INTERVAL,
-    DOMAIN,
-    LOGGER,
-    MIN_SCAN_INTERVAL,
-    PENDING_SCAN_INTERVAL,
-    SUBENTRY_BATTERY,
-)
-
-if TYPE_CHECKING:
-    from .control import BatteryController
-
-
-@dataclass(kw_only=True, slots=True)
-class BatteryRuntime:
-    """The runtime objects of one battery (one config subentry)."""
-
-    subentry_id: str
-    coordinator: BatteryCoordinator
-    controller: BatteryController
-
-
-@dataclass(kw_only=True, slots=True)
-class BatteryBridgeData:
-    """``ConfigEntry.runtime_data``: the backend client and, per battery subentry id, its runtime."""
-
-    kind: BackendKind
-    backend: Backend
-    batteries: dict[str, BatteryRuntime]
-
-
-type BatteryBridgeConfigEntry = ConfigEntry[BatteryBridgeData]
+from .api import Backend, BackendError, BatterySnapshot, UnknownBatteryError
+from .api.registry import backend_spec
+from .const import CONF_BATTERY_ID, CONF_SCAN_INTERVAL, DOMAIN, LOGGER, SUBENTRY_BATTERY
+from .errors import poll_error
 
 ISSUE_BATTERY_GONE = "battery_gone"
 """Translation key of the repair issue "the backend no longer knows this battery"."""
@@ -97,32 +55,32 @@ def configured_battery_ids(entry: ConfigEntry) -> list[str]:
     ]
 
 
-def scan_interval(entry: ConfigEntry, kind: BackendKind) -> timedelta:
+def scan_interval(entry: ConfigEntry, kind: str) -> timedelta:
     """Return the poll interval: the option if set, else the backend's default; never below its minimum."""
+    spec = backend_spec(kind)
     seconds = entry.options.get(CONF_SCAN_INTERVAL)
-    interval = DEFAULT_SCAN_INTERVAL[kind] if seconds is None else timedelta(seconds=seconds)
-    return max(interval, MIN_SCAN_INTERVAL[kind])
+    interval = spec.poll_interval if seconds is None else timedelta(seconds=seconds)
+    return max(interval, spec.min_poll_interval)
 
 
 class BatteryCoordinator(DataUpdateCoordinator[BatterySnapshot]):
     """Poll one battery's snapshot from its backend.
 
-    ``AuthError`` becomes ``ConfigEntryAuthFailed`` (Home Assistant starts the re-authentication
-    flow), every other ``BackendError`` an ``UpdateFailed`` with a translation key: the battery's
-    entities go unavailable and Home Assistant logs once when that happens and once when it recovers.
-    ``UnknownBatteryError`` (the backend no longer has this battery) also raises a fixable repair
-    issue, which the next successful poll deletes; at set-up the first poll takes the same path, so
-    a battery that is gone when Home Assistant starts gets the issue as well.
+    A ``BackendError`` becomes a translated error (errors.py: ``ConfigEntryAuthFailed`` for
+    rejected credentials, else ``UpdateFailed``): the entities go unavailable, Home Assistant logs
+    once then and once at recovery. ``UnknownBatteryError`` (the backend no longer has this battery)
+    also raises a fixable repair issue, which the next successful poll deletes; the first poll at
+    set-up takes the same path.
     """
 
-    config_entry: BatteryBridgeConfigEntry
+    config_entry: ConfigEntry
 
     def __init__(
         self,
         hass: HomeAssistant,
-        entry: BatteryBridgeConfigEntry,
+        entry: ConfigEntry,
         backend: Backend,
-        kind: BackendKind,
+        kind: str,
         subentry: ConfigSubentry,
     ) -> None:
         """Set up the coordinator of the battery that ``subentry`` describes."""
@@ -147,35 +105,12 @@ class BatteryCoordinator(DataUpdateCoordinator[BatterySnapshot]):
     async def _async_update_data(self) -> BatterySnapshot:
         """Fetch one snapshot."""
         started = dt_util.utcnow()
-        placeholders = {"battery": self.battery_name}
         try:
             snapshot = await self.backend.async_get_snapshot(self.battery_id)
-        except AuthError as err:
-            raise ConfigEntryAuthFailed(
-                translation_domain=DOMAIN,
-                translation_key="authentication_failed",
-                translation_placeholders={"error": str(err)},
-            ) from err
-        except UnknownBatteryError as err:
-            self._async_create_battery_gone_issue()
-            raise UpdateFailed(
-                translation_domain=DOMAIN,
-                translation_key="unknown_battery",
-                translation_placeholders=placeholders,
-            ) from err
-        except RateLimitedError as err:
-            raise UpdateFailed(
-                translation_domain=DOMAIN,
-                translation_key="rate_limited",
-                translation_placeholders=placeholders,
-                retry_after=err.retry_after,
-            ) from err
         except BackendError as err:
-            raise UpdateFailed(
-                translation_domain=DOMAIN,
-                translation_key="update_failed",
-                translation_placeholders={**placeholders, "error": str(err)},
-            ) from err
+            if isinstance(err, UnknownBatteryError):
+                self._async_create_battery_gone_issue()
+            raise poll_error(err, self.battery_name) from err
         self.fetch_started_at = started
         self.update_interval = self._interval(snapshot)
         if self._issue_may_exist:
@@ -188,7 +123,8 @@ class BatteryCoordinator(DataUpdateCoordinator[BatterySnapshot]):
     def _interval(self, snapshot: BatterySnapshot) -> timedelta:
         """Return the poll interval after ``snapshot``: shorter while a command is pending."""
         interval = scan_interval(self.config_entry, self.kind)
-        if snapshot.control.pending and (pending := PENDING_SCAN_INTERVAL.get(self.kind)):
+        pending = backend_spec(self.kind).pending_poll_interval
+        if snapshot.control.pending and pending is not None:
             return min(interval, pending)
         return interval
 

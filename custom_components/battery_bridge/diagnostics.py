@@ -4,31 +4,32 @@ from __future__ import annotations
 
 from dataclasses import asdict
 from enum import Enum
-from typing import Any
+from typing import Any, Final
 
 from homeassistant.components.diagnostics import async_redact_data
-from homeassistant.const import CONF_PASSWORD
 from homeassistant.core import HomeAssistant
 
-from .const import CONF_CLIENT_ID, CONF_CLIENT_SECRET
-from .coordinator import BatteryBridgeConfigEntry
+from .api import BackendSpec
+from .api.registry import backend_spec
+from .runtime import BatteryBridgeConfigEntry
 
-TO_REDACT = {
-    CONF_PASSWORD,
-    CONF_CLIENT_ID,
-    CONF_CLIENT_SECRET,
-    "access_token",
-    "refresh_token",
-    "id_token",
-    "token",
-    "authorization",
-    "Authorization",
-    # Enode raw data: who owns the battery and where it is.
-    "userId",
-    "user_id",
-    "latitude",
-    "longitude",
-}
+# Every backend's tokens; each spec adds its own keys (``BackendSpec.redact``) and its secret.
+TO_REDACT: Final = frozenset(
+    {
+        "access_token",
+        "refresh_token",
+        "id_token",
+        "token",
+        "authorization",
+        "Authorization",
+    }
+)
+
+
+def _redact_keys(spec: BackendSpec) -> set[str]:
+    """Return the keys diagnostics of an entry of ``spec`` must not show."""
+    secrets = {item.key for item in spec.fields if item.secret}
+    return set(TO_REDACT | spec.redact | secrets)
 
 
 def _jsonable(value: Any) -> Any:
@@ -70,9 +71,9 @@ async def async_get_config_entry_diagnostics(
         }
     return async_redact_data(
         {
-            "backend": data.kind.value,
+            "backend": str(data.kind),
             "entry": {"data": dict(entry.data), "options": dict(entry.options)},
             "batteries": batteries,
         },
-        TO_REDACT,
+        _redact_keys(backend_spec(data.kind)),
     )

@@ -2,60 +2,71 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from typing import Final
 
+from homeassistant.core import callback
 from homeassistant.helpers.device_registry import DeviceInfo
-from homeassistant.helpers.entity import EntityDescription
+from homeassistant.helpers.entity import Entity, EntityDescription
+from homeassistant.helpers.entity_platform import AddConfigEntryEntitiesCallback
 from homeassistant.helpers.update_coordinator import CoordinatorEntity
 
-from .api import BackendKind, BatterySnapshot
+from .api import BatterySnapshot, Feature
+from .api.registry import backend_spec
 from .const import DOMAIN
 from .control import BatteryController
-from .coordinator import BatteryCoordinator, BatteryRuntime
-
-ALL_BACKENDS: Final = frozenset(BackendKind)
-
-# Backends whose battery ids are unique only within one config entry (see ``battery_uid``).
-ENTRY_SCOPED_BATTERY_IDS: Final = frozenset({BackendKind.FEMS})
+from .coordinator import BatteryCoordinator
+from .runtime import BatteryBridgeConfigEntry, BatteryRuntime
 
 
 def battery_uid(coordinator: BatteryCoordinator) -> str:
     """Return the id that identifies a battery across Home Assistant (device and unique ids).
 
-    A FlexConnect battery id (the 40-hex SKI) and an Enode battery id (a UUID) are globally
-    unique, so they are used as they are. A FEMS battery id is its ESS component id, ``ess0`` on
-    nearly every system, so it is prefixed by the config entry id: ``<entry_id>_ess0``. The entry id
-    is stable for the life of the entry, unlike the entry's unique id (the host), which a
-    reconfiguration to a new IP address would change. Removing and re-adding a FEMS therefore
-    creates new entities, which is the price of a FEMS having no serial number we could read.
+    Globally unique battery ids (a FlexConnect SKI, an Enode UUID) are used as they are. Ids
+    unique only within their entry (``BackendSpec.battery_ids_unique`` false: a FEMS ESS id,
+    ``ess0`` on nearly every system) are prefixed by the config entry id: ``<entry_id>_ess0``.
+    The entry id is stable for the life of the entry, unlike its unique id (a FEMS's host), which
+    a reconfiguration would change; removing and re-adding such an entry creates new entities.
     """
-    if coordinator.kind in ENTRY_SCOPED_BATTERY_IDS:
+    if not backend_spec(coordinator.kind).battery_ids_unique:
         return f"{coordinator.config_entry.entry_id}_{coordinator.battery_id}"
     return coordinator.battery_id
 
 
 @dataclass(frozen=True, kw_only=True)
 class BatteryBridgeEntityDescription(EntityDescription):
-    """Which batteries get an entity: ``backends`` that provide the field, and ``exists_fn``.
+    """Which batteries get an entity, from their first snapshot (never from the backend kind).
 
-    ``exists_fn`` is called with the battery's first snapshot (for capabilities such as
-    "can take a setpoint"); ``backends`` lists the backends that provide the field at all.
+    ``feature``: the field must be reported (``Capabilities.features``); ``exists_fn``: any
+    further condition on the snapshot (such as "can take a setpoint").
     """
 
-    backends: frozenset[BackendKind] = ALL_BACKENDS
+    feature: Feature | None = None
     exists_fn: Callable[[BatterySnapshot], bool] = lambda _: True
 
+    def exists(self, snapshot: BatterySnapshot) -> bool:
+        """Return True when a battery with this first snapshot gets the entity."""
+        features = snapshot.capabilities.features
+        return (self.feature is None or self.feature in features) and self.exists_fn(snapshot)
 
-def supported[DescriptionT: BatteryBridgeEntityDescription](
-    battery: BatteryRuntime, descriptions: Iterable[DescriptionT]
-) -> Iterator[DescriptionT]:
-    """Yield the descriptions of the entities this battery gets."""
-    coordinator = battery.coordinator
-    for description in descriptions:
-        if coordinator.kind in description.backends and description.exists_fn(coordinator.data):
-            yield description
+
+@callback
+def async_add_battery_entities[DescriptionT: BatteryBridgeEntityDescription](
+    entry: BatteryBridgeConfigEntry,
+    async_add_entities: AddConfigEntryEntitiesCallback,
+    descriptions: Iterable[DescriptionT],
+    entity_fn: Callable[[BatteryRuntime, DescriptionT], Entity],
+) -> None:
+    """Add the entities each battery gets (``exists``), each under its battery subentry."""
+    for subentry_id, battery in entry.runtime_data.batteries.items():
+        async_add_entities(
+            (
+                entity_fn(battery, description)
+                for description in descriptions
+                if description.exists(battery.coordinator.data)
+            ),
+            config_subentry_id=subentry_id,
+        )
 
 
 class BatteryBridgeEntity(CoordinatorEntity[BatteryCoordinator]):

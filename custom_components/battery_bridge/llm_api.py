@@ -1,8 +1,6 @@
-"""The LLM API "Battery Bridge": tools for LLM-based assistants, the intents of intent.py.
+"""The LLM API "Battery Bridge": one tool per intent of intent.py, registered once per HA.
 
-Registered once per Home Assistant (``async_setup``). Its tools call the same intent handlers as
-the sentences, so the controller's limits and errors and the exposure rules (voice.py) apply;
-the prompt lists the batteries the assistant may use, with their modes and setpoint bounds.
+The prompt lists the batteries the assistant may use, with their modes and setpoint bounds.
 """
 
 from __future__ import annotations
@@ -14,26 +12,11 @@ from homeassistant.core import HomeAssistant, callback
 from homeassistant.helpers import llm
 
 from .const import DOMAIN
-from .control import power_limits, settable_modes
-from .intent import (
-    GetStateIntentHandler,
-    SetModeIntentHandler,
-    SetPowerIntentHandler,
-    StartOverrideIntentHandler,
-    StopOverrideIntentHandler,
-)
+from .intent import INTENTS, BatteryIntentHandler
 from .voice import async_batteries, async_exposed
 
 LLM_API_ID: Final = DOMAIN
 LLM_API_NAME: Final = "Battery Bridge"
-
-TOOLS: Final = (
-    ("battery_bridge_get_state", GetStateIntentHandler, True),
-    ("battery_bridge_set_power", SetPowerIntentHandler, False),
-    ("battery_bridge_set_mode", SetModeIntentHandler, False),
-    ("battery_bridge_start_override", StartOverrideIntentHandler, False),
-    ("battery_bridge_stop_override", StopOverrideIntentHandler, False),
-)
 
 PROMPT: Final = (
     "You control home batteries through Battery Bridge. Power is in W: positive means "
@@ -51,14 +34,14 @@ class BatteryBridgeAPI(llm.API):
         """Return the tools and a prompt that names the batteries the assistant may use."""
         tools: list[llm.Tool] = [
             llm.IntentTool(
-                name,
-                handler(),
+                spec.tool,
+                BatteryIntentHandler(spec),
                 integration=DOMAIN,
                 annotations=llm.ToolAnnotations(
-                    read_only=read_only, destructive=False, idempotent=read_only
+                    read_only=not spec.control, destructive=False, idempotent=not spec.control
                 ),
             )
-            for name, handler, read_only in TOOLS
+            for spec in INTENTS
         ]
         return llm.APIInstance(
             api=self,
@@ -74,11 +57,10 @@ def _prompt(hass: HomeAssistant, assistant: str | None) -> str:
     for battery in async_batteries(hass):
         if not async_exposed(hass, battery, assistant):
             continue
-        capabilities = battery.runtime.coordinator.data.capabilities
-        modes = [mode.value for mode in settable_modes(capabilities)]
+        modes = [mode.value for mode in battery.modes]
         details = [f"modes: {', '.join(modes)}" if modes else "read-only"]
-        if capabilities.setpoint_modes:
-            low, high = power_limits(capabilities)
+        if battery.capabilities.setpoint_modes:
+            low, high = battery.setpoint_bounds
             details.append(f"setpoint {low} W to {high} W")
         if modes and not async_exposed(hass, battery, assistant, control=True):
             details.append("control not exposed")

@@ -1,7 +1,7 @@
 """Add batteries that appear on a backend account after set-up (dynamic devices).
 
-Only an Enode account can list its batteries and gain new ones (a FlexConnect client cannot list
-them, a FEMS entry is one ESS). Every ``CHECK_INTERVAL`` and once at set-up, the account's
+Only a backend whose spec lists batteries (Enode) gains new ones; typed batteries (FlexConnect)
+and an entry's one battery (FEMS) do not. Every ``CHECK_INTERVAL`` and once at set-up, the account's
 batteries are listed (the first time ``FIRST_CHECK_DELAY`` after set-up, when the entry is loaded
 and Home Assistant has started); each battery that is neither configured nor declined becomes a battery
 subentry, so its device and entities appear after the entry reloads.
@@ -22,11 +22,11 @@ from homeassistant.config_entries import ConfigEntry, ConfigSubentry
 from homeassistant.core import HomeAssistant, callback
 from homeassistant.helpers.event import async_call_later, async_track_time_interval
 
-from .api import Backend, BackendError, BackendKind
+from .api import Backend, BackendError
+from .api.registry import backend_spec
 from .const import CONF_BATTERY_ID, CONF_DECLINED_BATTERIES, DOMAIN, LOGGER, SUBENTRY_BATTERY
 from .coordinator import configured_battery_ids
 
-LISTS_BATTERIES: Final = frozenset({BackendKind.ENODE})
 CHECK_INTERVAL: Final = timedelta(minutes=30)
 FIRST_CHECK_DELAY: Final = timedelta(seconds=30)
 
@@ -38,10 +38,10 @@ def declined_battery_ids(entry: ConfigEntry) -> set[str]:
 
 @callback
 def async_watch_account(
-    hass: HomeAssistant, entry: ConfigEntry, backend: Backend, kind: BackendKind
+    hass: HomeAssistant, entry: ConfigEntry, backend: Backend, kind: str
 ) -> None:
     """Look for new batteries soon and every ``CHECK_INTERVAL`` while the entry is loaded."""
-    if kind not in LISTS_BATTERIES:
+    if not backend_spec(kind).lists_batteries:
         return
 
     async def _async_check(_now: datetime | None = None) -> None:
@@ -74,10 +74,10 @@ def async_watch_account(
 
 @callback
 def async_remember_declined(
-    hass: HomeAssistant, entry: ConfigEntry, kind: BackendKind, set_up_with: Iterable[str]
+    hass: HomeAssistant, entry: ConfigEntry, kind: str, set_up_with: Iterable[str]
 ) -> None:
     """Keep ``declined_batteries`` in step with batteries removed or added since set-up."""
-    if kind not in LISTS_BATTERIES:
+    if not backend_spec(kind).lists_batteries:
         return
     before, now = set(set_up_with), set(configured_battery_ids(entry))
     declined = (declined_battery_ids(entry) | (before - now)) - now

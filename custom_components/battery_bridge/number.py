@@ -1,4 +1,4 @@
-"""Number entities of Battery Bridge: the power setpoint and the charge / discharge power limits."""
+"""Number entities of Battery Bridge: the power setpoint and the charge / discharge limits."""
 
 from __future__ import annotations
 
@@ -16,9 +16,9 @@ from homeassistant.core import HomeAssistant
 from homeassistant.helpers.entity_platform import AddConfigEntryEntitiesCallback
 
 from .api import BatterySnapshot, Capabilities
-from .control import BatteryController, limit_bounds, power_limits
-from .coordinator import BatteryBridgeConfigEntry, BatteryRuntime
-from .entity import BatteryBridgeEntity, BatteryBridgeEntityDescription, supported
+from .control import BatteryController, limit_maxima, setpoint_bounds
+from .entity import BatteryBridgeEntity, BatteryBridgeEntityDescription, async_add_battery_entities
+from .runtime import BatteryBridgeConfigEntry
 
 PARALLEL_UPDATES = 1
 
@@ -27,33 +27,33 @@ PARALLEL_UPDATES = 1
 class BatteryBridgeNumberEntityDescription(NumberEntityDescription, BatteryBridgeEntityDescription):
     """A number: its bounds, how to read it, and which intent setting it expresses."""
 
-    limits_fn: Callable[[Capabilities], tuple[int, int]]
+    bounds_fn: Callable[[Capabilities], tuple[int, int]]
     value_fn: Callable[[BatterySnapshot, BatteryController], float | None]
     set_fn: Callable[[BatteryController, float], Awaitable[None]]
 
 
 def _setpoint(_snapshot: BatterySnapshot, controller: BatteryController) -> float | None:
     """Return the commanded setpoint (never the power the device applies now, which drifts)."""
-    return controller.commanded_setpoint()
+    return controller.reported().setpoint_w
 
 
 def _charge_bounds(capabilities: Capabilities) -> tuple[int, int]:
-    return 0, limit_bounds(capabilities)[0]
+    return 0, limit_maxima(capabilities)[0]
 
 
 def _discharge_bounds(capabilities: Capabilities) -> tuple[int, int]:
-    return 0, limit_bounds(capabilities)[1]
+    return 0, limit_maxima(capabilities)[1]
 
 
 def _charge_limit(snapshot: BatterySnapshot, controller: BatteryController) -> float:
     """Return the charge limit in force; the maximum stands for "no limit"."""
-    limit = controller.current_limits()[0]
+    limit = controller.charge_discharge_limits()[0]
     return _charge_bounds(snapshot.capabilities)[1] if limit is None else limit
 
 
 def _discharge_limit(snapshot: BatterySnapshot, controller: BatteryController) -> float:
     """Return the discharge limit in force; the maximum stands for "no limit"."""
-    limit = controller.current_limits()[1]
+    limit = controller.charge_discharge_limits()[1]
     return _discharge_bounds(snapshot.capabilities)[1] if limit is None else limit
 
 
@@ -69,9 +69,9 @@ async def _set_discharge_limit(controller: BatteryController, value: float) -> N
     await controller.async_set_discharge_limit(None if value >= high else value)
 
 
-def _power_limit(
+def _limit_number(
     key: str,
-    limits_fn: Callable[[Capabilities], tuple[int, int]],
+    bounds_fn: Callable[[Capabilities], tuple[int, int]],
     value_fn: Callable[[BatterySnapshot, BatteryController], float | None],
     set_fn: Callable[[BatteryController, float], Awaitable[None]],
 ) -> BatteryBridgeNumberEntityDescription:
@@ -83,8 +83,8 @@ def _power_limit(
         native_unit_of_measurement=UnitOfPower.WATT,
         native_step=1,
         mode=NumberMode.BOX,
-        exists_fn=lambda s: s.capabilities.power_limits,
-        limits_fn=limits_fn,
+        exists_fn=lambda s: s.capabilities.charge_discharge_limits,
+        bounds_fn=bounds_fn,
         value_fn=value_fn,
         set_fn=set_fn,
     )
@@ -101,13 +101,13 @@ NUMBERS: tuple[BatteryBridgeNumberEntityDescription, ...] = (
         native_step=50,
         mode=NumberMode.BOX,
         exists_fn=lambda s: bool(s.capabilities.setpoint_modes),
-        limits_fn=power_limits,
+        bounds_fn=setpoint_bounds,
         value_fn=_setpoint,
         set_fn=lambda controller, value: controller.async_set_power(value),
     ),
     # Created where the battery takes limits (FEMS with write access); they apply in every mode.
-    _power_limit("charge_power_limit", _charge_bounds, _charge_limit, _set_charge_limit),
-    _power_limit(
+    _limit_number("charge_power_limit", _charge_bounds, _charge_limit, _set_charge_limit),
+    _limit_number(
         "discharge_power_limit", _discharge_bounds, _discharge_limit, _set_discharge_limit
     ),
 )
@@ -118,15 +118,8 @@ async def async_setup_entry(
     entry: BatteryBridgeConfigEntry,
     async_add_entities: AddConfigEntryEntitiesCallback,
 ) -> None:
-    """Add the numbers of every battery, each under its battery subentry."""
-    for subentry_id, battery in entry.runtime_data.batteries.items():
-        async_add_entities(
-            (
-                BatteryBridgeNumber(battery, description)
-                for description in supported(battery, NUMBERS)
-            ),
-            config_subentry_id=subentry_id,
-        )
+    """Add the numbers of every battery."""
+    async_add_battery_entities(entry, async_add_entities, NUMBERS, BatteryBridgeNumber)
 
 
 class BatteryBridgeNumber(BatteryBridgeEntity, NumberEntity):
@@ -134,21 +127,15 @@ class BatteryBridgeNumber(BatteryBridgeEntity, NumberEntity):
 
     entity_description: BatteryBridgeNumberEntityDescription
 
-    def __init__(
-        self, battery: BatteryRuntime, description: BatteryBridgeNumberEntityDescription
-    ) -> None:
-        """Set up the number."""
-        super().__init__(battery, description)
-
     @property
     def native_min_value(self) -> float:
         """Return the lowest value the battery accepts."""
-        return self.entity_description.limits_fn(self.snapshot.capabilities)[0]
+        return self.entity_description.bounds_fn(self.snapshot.capabilities)[0]
 
     @property
     def native_max_value(self) -> float:
         """Return the highest value the battery accepts."""
-        return self.entity_description.limits_fn(self.snapshot.capabilities)[1]
+        return self.entity_description.bounds_fn(self.snapshot.capabilities)[1]
 
     @property
     def native_value(self) -> float | None:

@@ -8,8 +8,7 @@ Assistant (``battery_bridge.overrides``: per config entry id, per battery subent
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
-from enum import StrEnum
+from datetime import datetime, timedelta
 from typing import Any, Final
 
 from homeassistant.core import HomeAssistant
@@ -17,7 +16,11 @@ from homeassistant.helpers.storage import Store
 from homeassistant.util import dt as dt_util
 from homeassistant.util.hass_dict import HassKey
 
-from .api import ControlCommand, ControlMode
+from .api import (
+    ControlCommand,
+    ControlMode,
+    OverrideMode as OverrideMode,  # noqa: PLC0414 - re-exported; it lives with ControlPolicy
+)
 from .const import DOMAIN, LOGGER
 
 STORAGE_KEY: Final = f"{DOMAIN}.overrides"
@@ -26,14 +29,6 @@ DATA_OVERRIDE_STORE: HassKey[OverrideStore] = HassKey(f"{DOMAIN}_override_store"
 
 NO_OVERRIDE: Final = "none"
 """The state of the override sensor while no override runs."""
-
-
-class OverrideMode(StrEnum):
-    """What an override makes the battery do."""
-
-    CHARGE = "charge"
-    DISCHARGE = "discharge"
-    HOLD = "hold"
 
 
 # The sign of the setpoint an override writes where the battery takes one (+ = discharge).
@@ -95,6 +90,28 @@ class Override:
     started_at: datetime
     ends_at: datetime | None = None
     until_soc: float | None = None
+
+    @classmethod
+    def start(
+        cls,
+        mode: OverrideMode,
+        command: ControlCommand,
+        *,
+        fallback: ControlCommand,
+        duration: timedelta | None,
+        until_soc: float | None,
+    ) -> Override:
+        """Return an override starting now that writes ``command`` (a zero duration is none)."""
+        now = dt_util.utcnow()
+        return cls(
+            mode=mode,
+            power_w=None if command.setpoint_w is None else abs(command.setpoint_w),
+            command=command,
+            fallback=fallback,
+            started_at=now,
+            ends_at=now + duration if duration else None,
+            until_soc=until_soc,
+        )
 
     def soc_reached(self, soc: float | None) -> bool:
         """Return True when ``soc`` is at or beyond the target (up for charge, down for discharge)."""

@@ -1,4 +1,4 @@
-"""Select entities of Battery Bridge: control mode (FlexConnect, FEMS), operation mode (Enode)."""
+"""Select entities of Battery Bridge: the control mode or the operation mode of a battery."""
 
 from __future__ import annotations
 
@@ -10,10 +10,10 @@ from homeassistant.components.select import SelectEntity, SelectEntityDescriptio
 from homeassistant.core import HomeAssistant
 from homeassistant.helpers.entity_platform import AddConfigEntryEntitiesCallback
 
-from .api import BackendKind, BatterySnapshot
+from .api import BatterySnapshot
 from .control import BatteryController, settable_modes
-from .coordinator import BatteryBridgeConfigEntry, BatteryRuntime
-from .entity import BatteryBridgeEntity, BatteryBridgeEntityDescription, supported
+from .entity import BatteryBridgeEntity, BatteryBridgeEntityDescription, async_add_battery_entities
+from .runtime import BatteryBridgeConfigEntry
 
 PARALLEL_UPDATES = 1
 
@@ -34,27 +34,34 @@ def _mode_options(snapshot: BatterySnapshot) -> list[str]:
     return [mode.value for mode in settable_modes(snapshot.capabilities)]
 
 
-def _has_modes(snapshot: BatterySnapshot) -> bool:
-    return bool(settable_modes(snapshot.capabilities))
+def _has_control_modes(snapshot: BatterySnapshot) -> bool:
+    """Return True for settable modes that say how a setpoint applies (power, pcc, auto)."""
+    capabilities = snapshot.capabilities
+    return bool(settable_modes(capabilities)) and bool(capabilities.setpoint_modes)
+
+
+def _has_operation_modes(snapshot: BatterySnapshot) -> bool:
+    """Return True for settable modes without setpoints: strategies of the battery's own control."""
+    capabilities = snapshot.capabilities
+    return bool(settable_modes(capabilities)) and not capabilities.setpoint_modes
+
+
+def _mode_select(
+    key: str, exists_fn: Callable[[BatterySnapshot], bool]
+) -> BatteryBridgeSelectEntityDescription:
+    """Describe a select of the battery's settable modes; selecting one sets it."""
+    return BatteryBridgeSelectEntityDescription(
+        key=key,
+        translation_key=key,
+        exists_fn=exists_fn,
+        options_fn=_mode_options,
+        select_fn=lambda controller, option: controller.async_set_mode(option),
+    )
 
 
 SELECTS: tuple[BatteryBridgeSelectEntityDescription, ...] = (
-    BatteryBridgeSelectEntityDescription(
-        key="control_mode",
-        translation_key="control_mode",
-        backends=frozenset({BackendKind.FLEXCONNECT, BackendKind.FEMS}),
-        exists_fn=_has_modes,
-        options_fn=_mode_options,
-        select_fn=lambda controller, option: controller.async_set_mode(option),
-    ),
-    BatteryBridgeSelectEntityDescription(
-        key="operation_mode",
-        translation_key="operation_mode",
-        backends=frozenset({BackendKind.ENODE}),
-        exists_fn=_has_modes,
-        options_fn=_mode_options,
-        select_fn=lambda controller, option: controller.async_set_mode(option),
-    ),
+    _mode_select("control_mode", _has_control_modes),
+    _mode_select("operation_mode", _has_operation_modes),
 )
 
 
@@ -63,27 +70,14 @@ async def async_setup_entry(
     entry: BatteryBridgeConfigEntry,
     async_add_entities: AddConfigEntryEntitiesCallback,
 ) -> None:
-    """Add the selects of every battery, each under its battery subentry."""
-    for subentry_id, battery in entry.runtime_data.batteries.items():
-        async_add_entities(
-            (
-                BatteryBridgeSelect(battery, description)
-                for description in supported(battery, SELECTS)
-            ),
-            config_subentry_id=subentry_id,
-        )
+    """Add the selects of every battery."""
+    async_add_battery_entities(entry, async_add_entities, SELECTS, BatteryBridgeSelect)
 
 
 class BatteryBridgeSelect(BatteryBridgeEntity, SelectEntity):
     """A select of one battery; selecting is an intent for the battery's controller."""
 
     entity_description: BatteryBridgeSelectEntityDescription
-
-    def __init__(
-        self, battery: BatteryRuntime, description: BatteryBridgeSelectEntityDescription
-    ) -> None:
-        """Set up the select."""
-        super().__init__(battery, description)
 
     @property
     def options(self) -> list[str]:
@@ -93,7 +87,7 @@ class BatteryBridgeSelect(BatteryBridgeEntity, SelectEntity):
     @property
     def current_option(self) -> str | None:
         """Return the mode the battery is in (confirmed, not merely requested), if an option."""
-        mode = self.controller.displayed_mode()
+        mode = self.controller.reported().mode
         return mode.value if mode is not None and mode.value in self.options else None
 
     @property

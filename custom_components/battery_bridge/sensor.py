@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from decimal import Decimal
 from enum import StrEnum
-from typing import Any
+from typing import Any, Final
 
 from homeassistant.components.sensor import (
     RestoreSensor,
@@ -24,20 +24,21 @@ from homeassistant.helpers.typing import StateType
 from homeassistant.util import dt as dt_util
 
 from .api import (
-    BackendKind,
     BatterySnapshot,
     ChargeStatus,
     CommandStatus,
     ControlState,
+    Feature,
     GridMode,
     OperationState,
+    OverrideMode,
     SystemState,
 )
 from .const import LOGGER
 from .control import BatteryController, settable_modes
-from .coordinator import BatteryBridgeConfigEntry, BatteryRuntime
-from .entity import ALL_BACKENDS, BatteryBridgeEntity, BatteryBridgeEntityDescription, supported
-from .overrides import NO_OVERRIDE, OverrideMode
+from .entity import BatteryBridgeEntity, BatteryBridgeEntityDescription, async_add_battery_entities
+from .overrides import NO_OVERRIDE
+from .runtime import BatteryBridgeConfigEntry, BatteryRuntime
 
 PARALLEL_UPDATES = 0
 
@@ -93,7 +94,7 @@ class MonotonicTotal:
 class StoredEnergyCounter:
     """Count the energy put into (``direction`` +1) or taken out of (-1) a battery.
 
-    For backends without energy meters (FlexConnect, Enode) the Energy dashboard's battery totals
+    For batteries without energy meters (FlexConnect, Enode) the Energy dashboard's battery totals
     are derived from changes of the stored energy: each rise adds to "charged", each fall to
     "discharged". This is the energy the battery stored or gave up, so conversion losses and the
     battery's own consumption are not in it, and changes smaller than the backend's resolution
@@ -157,11 +158,6 @@ class StoredEnergyCounterData(ExtraStoredData):
         return self.counter.as_dict()
 
 
-FLEXCONNECT = frozenset({BackendKind.FLEXCONNECT})
-FEMS = frozenset({BackendKind.FEMS})
-ENODE = frozenset({BackendKind.ENODE})
-
-
 @dataclass(frozen=True, kw_only=True)
 class BatteryBridgeSensorEntityDescription(SensorEntityDescription, BatteryBridgeEntityDescription):
     """A sensor: how to read its value from a snapshot, or from the battery's controller.
@@ -184,6 +180,21 @@ def _controllable(snapshot: BatterySnapshot) -> bool:
     return bool(settable_modes(snapshot.capabilities))
 
 
+# Short names for the table below.
+_OPERATION: Final = Feature.OPERATION_STATE
+_SYSTEM: Final = Feature.SYSTEM_STATE
+_COMMANDS: Final = Feature.COMMAND_STATUS
+_METERED: Final = Feature.ENERGY_COUNTERS
+_SITE: Final = Feature.SITE_METERS
+_ALLOWED: Final = Feature.ALLOWED_POWER
+_DIAGNOSTIC: Final = EntityCategory.DIAGNOSTIC
+
+
+def _derived(snapshot: BatterySnapshot) -> bool:
+    """Return True where the energy totals are derived from the stored energy (no meters)."""
+    return Feature.ENERGY_COUNTERS not in snapshot.capabilities.features
+
+
 def _override_mode(controller: BatteryController) -> str:
     override = controller.override
     return NO_OVERRIDE if override is None else override.mode.value
@@ -203,8 +214,8 @@ def _applied_setpoint(snapshot: BatterySnapshot) -> int | None:
 def _power(
     key: str,
     value_fn: Callable[[BatterySnapshot], StateType],
+    feature: Feature | None,
     *,
-    backends: frozenset[BackendKind] = ALL_BACKENDS,
     exists_fn: Callable[[BatterySnapshot], bool] = lambda _: True,
     diagnostic: bool = False,
 ) -> BatteryBridgeSensorEntityDescription:
@@ -212,7 +223,7 @@ def _power(
     return BatteryBridgeSensorEntityDescription(
         key=key,
         translation_key=key,
-        backends=backends,
+        feature=feature,
         exists_fn=exists_fn,
         device_class=SensorDeviceClass.POWER,
         state_class=SensorStateClass.MEASUREMENT,
@@ -224,27 +235,61 @@ def _power(
     )
 
 
+def _enum(
+    key: str,
+    states: type[StrEnum],
+    read: Callable[[BatterySnapshot], StrEnum | None],
+    feature: Feature,
+    category: EntityCategory | None = None,
+) -> BatteryBridgeSensorEntityDescription:
+    """Describe a sensor whose states are the values of ``states``."""
+    return BatteryBridgeSensorEntityDescription(
+        key=key,
+        translation_key=key,
+        feature=feature,
+        device_class=SensorDeviceClass.ENUM,
+        options=[state.value for state in states],
+        entity_category=category,
+        value_fn=lambda s: _enum_value(read(s)),
+    )
+
+
 def _energy_total(
     key: str,
-    *,
-    backends: frozenset[BackendKind],
-    value_fn: Callable[[BatterySnapshot], StateType] = lambda _: None,
-    stored_energy_direction: int | None = None,
+    value_fn: Callable[[BatterySnapshot], StateType],
+    feature: Feature | None,
 ) -> BatteryBridgeSensorEntityDescription:
     """Describe a cumulative energy total in Wh (for the Energy dashboard)."""
     return BatteryBridgeSensorEntityDescription(
         key=key,
         translation_key=key,
-        backends=backends,
+        feature=feature,
         device_class=SensorDeviceClass.ENERGY,
         state_class=SensorStateClass.TOTAL_INCREASING,
         native_unit_of_measurement=UnitOfEnergy.WATT_HOUR,
         suggested_unit_of_measurement=UnitOfEnergy.KILO_WATT_HOUR,
         suggested_display_precision=2,
         value_fn=value_fn,
-        stored_energy_direction=stored_energy_direction,
     )
 
+
+def _derived_total(key: str, direction: int) -> BatteryBridgeSensorEntityDescription:
+    """Describe an energy total derived from rises (+1) or falls (-1) of the stored energy."""
+    total = _energy_total(key, lambda _: None, None)
+    return replace(total, exists_fn=_derived, stored_energy_direction=direction)
+
+
+# No state class on the stored energy and the usable capacity: no long-term statistics, so the
+# Energy dashboard's energy pickers do not offer them (they are not meters).
+_STORED: Final = BatteryBridgeSensorEntityDescription(
+    key="stored_energy",
+    translation_key="stored_energy",
+    device_class=SensorDeviceClass.ENERGY_STORAGE,
+    native_unit_of_measurement=UnitOfEnergy.WATT_HOUR,
+    suggested_unit_of_measurement=UnitOfEnergy.KILO_WATT_HOUR,
+    suggested_display_precision=2,
+    value_fn=lambda s: s.state.stored_energy_wh,
+)
 
 SENSORS: tuple[BatteryBridgeSensorEntityDescription, ...] = (
     BatteryBridgeSensorEntityDescription(
@@ -259,131 +304,60 @@ SENSORS: tuple[BatteryBridgeSensorEntityDescription, ...] = (
     BatteryBridgeSensorEntityDescription(
         key="state_of_health",
         translation_key="state_of_health",
-        backends=FLEXCONNECT | FEMS,
+        feature=Feature.STATE_OF_HEALTH,
         state_class=SensorStateClass.MEASUREMENT,
         native_unit_of_measurement=PERCENTAGE,
         suggested_display_precision=0,
         entity_category=EntityCategory.DIAGNOSTIC,
         value_fn=lambda s: s.state.state_of_health,
     ),
-    BatteryBridgeSensorEntityDescription(
-        key="stored_energy",
-        translation_key="stored_energy",
-        # No state class: no long-term statistics, so the Energy dashboard's energy pickers do not
-        # offer it (it is not a meter).
-        device_class=SensorDeviceClass.ENERGY_STORAGE,
-        native_unit_of_measurement=UnitOfEnergy.WATT_HOUR,
-        suggested_unit_of_measurement=UnitOfEnergy.KILO_WATT_HOUR,
-        suggested_display_precision=2,
-        value_fn=lambda s: s.state.stored_energy_wh,
-    ),
-    BatteryBridgeSensorEntityDescription(
+    _STORED,
+    replace(
+        _STORED,
         key="usable_capacity",
         translation_key="usable_capacity",
-        # No state class: no long-term statistics, so the Energy dashboard's energy pickers do not
-        # offer it (it is not a meter).
-        device_class=SensorDeviceClass.ENERGY_STORAGE,
-        native_unit_of_measurement=UnitOfEnergy.WATT_HOUR,
-        suggested_unit_of_measurement=UnitOfEnergy.KILO_WATT_HOUR,
-        suggested_display_precision=2,
         entity_category=EntityCategory.DIAGNOSTIC,
         value_fn=lambda s: s.state.usable_capacity_wh,
     ),
-    _power("battery_power", lambda s: s.state.power_w, backends=FEMS | ENODE),
-    BatteryBridgeSensorEntityDescription(
-        key="operation_state",
-        translation_key="operation_state",
-        backends=FLEXCONNECT,
-        device_class=SensorDeviceClass.ENUM,
-        options=[state.value for state in OperationState],
-        value_fn=lambda s: _enum_value(s.state.operation_state),
-    ),
-    BatteryBridgeSensorEntityDescription(
-        key="control_state",
-        translation_key="control_state",
-        backends=FLEXCONNECT,
-        device_class=SensorDeviceClass.ENUM,
-        options=[state.value for state in ControlState],
-        value_fn=lambda s: _enum_value(s.control.control_state),
-    ),
-    BatteryBridgeSensorEntityDescription(
-        key="charge_status",
-        translation_key="charge_status",
-        backends=ENODE,
-        device_class=SensorDeviceClass.ENUM,
-        options=[status.value for status in ChargeStatus],
-        value_fn=lambda s: _enum_value(s.state.charge_status),
-    ),
-    BatteryBridgeSensorEntityDescription(
-        key="system_state",
-        translation_key="system_state",
-        backends=FEMS,
-        device_class=SensorDeviceClass.ENUM,
-        options=[state.value for state in SystemState],
-        entity_category=EntityCategory.DIAGNOSTIC,
-        value_fn=lambda s: _enum_value(s.state.system_state),
-    ),
-    BatteryBridgeSensorEntityDescription(
-        key="grid_mode",
-        translation_key="grid_mode",
-        backends=FEMS,
-        device_class=SensorDeviceClass.ENUM,
-        options=[mode.value for mode in GridMode],
-        entity_category=EntityCategory.DIAGNOSTIC,
-        value_fn=lambda s: _enum_value(s.state.grid_mode),
-    ),
+    _power("battery_power", lambda s: s.state.power_w, Feature.MEASURES_POWER),
+    _enum("operation_state", OperationState, lambda s: s.state.operation_state, _OPERATION),
+    _enum("control_state", ControlState, lambda s: s.control.control_state, _OPERATION),
+    _enum("charge_status", ChargeStatus, lambda s: s.state.charge_status, Feature.CHARGE_STATUS),
+    _enum("system_state", SystemState, lambda s: s.state.system_state, _SYSTEM, _DIAGNOSTIC),
+    _enum("grid_mode", GridMode, lambda s: s.state.grid_mode, _SYSTEM, _DIAGNOSTIC),
     BatteryBridgeSensorEntityDescription(
         key="reserve",
         translation_key="reserve",
-        backends=ENODE,
+        feature=Feature.RESERVE,
         native_unit_of_measurement=PERCENTAGE,
         suggested_display_precision=0,
         entity_category=EntityCategory.DIAGNOSTIC,
         value_fn=lambda s: s.state.reserve_pct,
     ),
-    BatteryBridgeSensorEntityDescription(
-        key="command_status",
-        translation_key="command_status",
-        backends=FLEXCONNECT | ENODE,
-        device_class=SensorDeviceClass.ENUM,
-        options=[status.value for status in CommandStatus],
-        value_fn=lambda s: _enum_value(s.control.command_status),
-    ),
-    _power("grid_power", lambda s: s.state.grid_power_w, backends=FEMS),
-    _power("pv_power", lambda s: s.state.pv_power_w, backends=FEMS),
-    _power("house_power", lambda s: s.state.house_power_w, backends=FEMS),
-    # FEMS: its DC energy meters; FlexConnect and Enode: derived from the stored energy.
-    _energy_total("energy_charged", backends=FEMS, value_fn=lambda s: s.state.energy_charged_wh),
-    _energy_total(
-        "energy_discharged", backends=FEMS, value_fn=lambda s: s.state.energy_discharged_wh
-    ),
-    _energy_total("energy_charged", backends=FLEXCONNECT | ENODE, stored_energy_direction=1),
-    _energy_total("energy_discharged", backends=FLEXCONNECT | ENODE, stored_energy_direction=-1),
-    # FEMS site meters for the Energy dashboard's grid and solar panels.
-    _energy_total(
-        "grid_import_energy", backends=FEMS, value_fn=lambda s: s.state.grid_import_energy_wh
-    ),
-    _energy_total(
-        "grid_export_energy", backends=FEMS, value_fn=lambda s: s.state.grid_export_energy_wh
-    ),
-    _energy_total("pv_energy", backends=FEMS, value_fn=lambda s: s.state.pv_energy_wh),
+    _enum("command_status", CommandStatus, lambda s: s.control.command_status, _COMMANDS),
+    _power("grid_power", lambda s: s.state.grid_power_w, Feature.SITE_METERS),
+    _power("pv_power", lambda s: s.state.pv_power_w, Feature.SITE_METERS),
+    _power("house_power", lambda s: s.state.house_power_w, Feature.SITE_METERS),
+    # The device's energy meters where it has them, else derived from the stored energy.
+    _energy_total("energy_charged", lambda s: s.state.energy_charged_wh, _METERED),
+    _energy_total("energy_discharged", lambda s: s.state.energy_discharged_wh, _METERED),
+    _derived_total("energy_charged", 1),
+    _derived_total("energy_discharged", -1),
+    # Site meters for the Energy dashboard's grid and solar panels.
+    _energy_total("grid_import_energy", lambda s: s.state.grid_import_energy_wh, _SITE),
+    _energy_total("grid_export_energy", lambda s: s.state.grid_export_energy_wh, _SITE),
+    _energy_total("pv_energy", lambda s: s.state.pv_energy_wh, _SITE),
+    # How fast the battery may charge / discharge now (not the setpoint bounds, not our limits).
+    _power("max_charge_power", lambda s: s.state.max_charge_power_w, _ALLOWED, diagnostic=True),
     _power(
-        "max_charge_power",
-        lambda s: s.state.max_charge_power_w,
-        backends=FEMS,
-        diagnostic=True,
-    ),
-    _power(
-        "max_discharge_power",
-        lambda s: s.state.max_discharge_power_w,
-        backends=FEMS,
-        diagnostic=True,
+        "max_discharge_power", lambda s: s.state.max_discharge_power_w, _ALLOWED, diagnostic=True
     ),
     # Where the battery reports the setpoint it applies: it may change every poll (FEMS in auto),
     # so it is here and not on the setpoint number, which shows the commanded setpoint.
     _power(
         "applied_setpoint",
         _applied_setpoint,
+        None,
         exists_fn=lambda s: _applied_setpoint(s) is not None,
         diagnostic=True,
     ),
@@ -411,38 +385,25 @@ async def async_setup_entry(
     entry: BatteryBridgeConfigEntry,
     async_add_entities: AddConfigEntryEntitiesCallback,
 ) -> None:
-    """Add the sensors of every battery, each under its battery subentry."""
-    for subentry_id, battery in entry.runtime_data.batteries.items():
-        async_add_entities(
-            (
-                _sensor_class(description)(battery, description)
-                for description in supported(battery, SENSORS)
-            ),
-            config_subentry_id=subentry_id,
-        )
+    """Add the sensors of every battery."""
+    async_add_battery_entities(entry, async_add_entities, SENSORS, _sensor)
 
 
-def _sensor_class(
-    description: BatteryBridgeSensorEntityDescription,
-) -> type[BatteryBridgeSensor]:
-    """Return the entity class a description needs."""
+def _sensor(
+    battery: BatteryRuntime, description: BatteryBridgeSensorEntityDescription
+) -> BatteryBridgeSensor:
+    """Return the sensor of the entity class a description needs."""
     if description.stored_energy_direction is not None:
-        return BatteryBridgeStoredEnergySensor
+        return BatteryBridgeStoredEnergySensor(battery, description)
     if description.state_class is SensorStateClass.TOTAL_INCREASING:
-        return BatteryBridgeTotalSensor
-    return BatteryBridgeSensor
+        return BatteryBridgeTotalSensor(battery, description)
+    return BatteryBridgeSensor(battery, description)
 
 
 class BatteryBridgeSensor(BatteryBridgeEntity, SensorEntity):
     """A sensor of one battery."""
 
     entity_description: BatteryBridgeSensorEntityDescription
-
-    def __init__(
-        self, battery: BatteryRuntime, description: BatteryBridgeSensorEntityDescription
-    ) -> None:
-        """Set up the sensor."""
-        super().__init__(battery, description)
 
     @property
     def native_value(self) -> StateType | datetime:
@@ -521,7 +482,7 @@ class BatteryBridgeStoredEnergySensor(_RestoredSensor):
     ) -> None:
         """Set up the sensor with a counter at zero."""
         super().__init__(battery, description)
-        # _sensor_class picks this class only for descriptions with a direction.
+        # _sensor picks this class only for descriptions with a direction.
         self._counter = StoredEnergyCounter(description.stored_energy_direction or 1)
 
     async def _async_restore(self) -> None:

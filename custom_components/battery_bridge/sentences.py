@@ -1,14 +1,7 @@
-"""Sentences for Assist's default agent, as conversation triggers built from the batteries' names.
+"""Assist's sentences (en and de): conversation triggers with the exposed batteries' names in them.
 
-Home Assistant's default agent takes sentences from integrations only as conversation triggers
-(the trigger platform that automations use), so Battery Bridge attaches one trigger per kind of
-sentence and battery, with the battery's names written into the sentences: nothing is matched
-that does not name a battery, and every other sentence goes on to Home Assistant's own intents.
-Only batteries with an entity exposed to Assist get sentences. The triggers are rebuilt when
-entries load or unload, devices or entities change (renames) or exposure changes. A matched
-sentence runs the same intent as an LLM's tool call (intent.py) and speaks its response.
-English and German sentences are always there (a trigger has no language); the answer is in the
-language of the request.
+The default agent takes integrations' sentences only as conversation triggers; one per kind of
+sentence and battery runs the intent (intent.py). Rebuilt on (un)load, renames and exposure changes.
 """
 
 from __future__ import annotations
@@ -337,17 +330,14 @@ class SentenceTriggers:
         language = trigger["user_input"].get("language") or self.hass.config.language
         spec = self.specs.get(trigger["id"])
         if spec is None:  # replaced while the sentence was being matched
-            speech = await async_speech(self.hass, language)
-            return _result(
-                speech.say("voice_unknown_battery", battery=trigger["sentence"], batteries="-")
+            return await self._async_say(
+                language, "voice_unknown_battery", battery=trigger["sentence"], batteries="-"
             )
         slots: dict[str, Any] = dict(spec.slots)
         for number in spec.numbers:
             text = str(trigger["slots"].get(number.wildcard, ""))
-            value = parse_number(text)
-            if value is None:
-                speech = await async_speech(self.hass, language)
-                return _result(speech.say("voice_bad_number", value=text))
+            if (value := parse_number(text)) is None:
+                return await self._async_say(language, "voice_bad_number", value=text)
             value *= number.factor
             slots[number.slot] = value if number.sign is None else number.sign * abs(value)
         response = await intent.async_handle(
@@ -363,6 +353,10 @@ class SentenceTriggers:
             satellite_id=trigger.get("satellite_id"),
         )
         return _result(response.speech.get("plain", {}).get("speech", ""))
+
+    async def _async_say(self, language: str, key: str, **placeholders: str) -> ScriptRunResult:
+        speech = await async_speech(self.hass, language)
+        return _result(speech.say(key, **placeholders))
 
 
 def _result(speech: str) -> ScriptRunResult:

@@ -13,9 +13,9 @@ from homeassistant.exceptions import ServiceValidationError
 from homeassistant.helpers import config_validation as cv, device_registry as dr
 import probatio as vol
 
+from .api import OverrideMode
 from .const import DOMAIN
-from .coordinator import BatteryBridgeConfigEntry, BatteryRuntime
-from .overrides import OverrideMode
+from .runtime import BatteryBridgeConfigEntry, BatteryRuntime
 
 SERVICE_START_OVERRIDE = "start_override"
 SERVICE_STOP_OVERRIDE = "stop_override"

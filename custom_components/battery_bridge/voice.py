@@ -1,11 +1,7 @@
-"""What the intent handlers, the sentence triggers and the LLM API share.
+"""What the intents, the sentence triggers and the LLM API share: batteries, exposure, texts.
 
-A battery is found by its device name (as renamed by the user), its original device name or its
-subentry title, matched case-insensitively, or by its device id. Where an assistant asks (Assist,
-an LLM through Assist), Home Assistant's exposure settings apply per battery: it can be read when
-any of its entities is exposed to that assistant, and controlled when one of its control
-entities (a number or a select) is. Spoken texts come from the ``exceptions`` translations
-(keys ``voice_*``, and the controller's own error keys), in the language of the request.
+A battery answers to its device names and subentry title (any case) or its device id; an
+assistant reads it when any of its entities is exposed, controls it when a number or select is.
 """
 
 from __future__ import annotations
@@ -22,10 +18,11 @@ from homeassistant.exceptions import HomeAssistantError
 from homeassistant.helpers import device_registry as dr, entity_registry as er, translation
 from homeassistant.helpers.intent import IntentResponseErrorCode
 
-from .api import ControlMode
+from .api import Capabilities, ControlMode
 from .const import DOMAIN
-from .coordinator import BatteryBridgeConfigEntry, BatteryRuntime
+from .control import setpoint_bounds, settable_modes
 from .entity import battery_uid
+from .runtime import BatteryBridgeConfigEntry, BatteryRuntime
 
 CONTROL_DOMAINS: Final = frozenset({Platform.NUMBER, Platform.SELECT})
 # Spoken names of the modes besides their translated option names (en, de).
@@ -108,6 +105,21 @@ class VoiceBattery:
         """Return the name to speak: the device's name as shown in Home Assistant."""
         return self.device.name_by_user or self.device.name or self.runtime.coordinator.battery_name
 
+    @property
+    def capabilities(self) -> Capabilities:
+        """Return what the battery can do (from its latest snapshot)."""
+        return self.runtime.coordinator.data.capabilities
+
+    @property
+    def modes(self) -> list[ControlMode]:
+        """Return the modes it can be set to (none: read-only)."""
+        return settable_modes(self.capabilities)
+
+    @property
+    def setpoint_bounds(self) -> tuple[int, int]:
+        """Return the lowest and highest power setpoint, W."""
+        return setpoint_bounds(self.capabilities)
+
 
 @callback
 def async_batteries(hass: HomeAssistant) -> list[VoiceBattery]:
@@ -174,7 +186,7 @@ def async_find_battery(hass: HomeAssistant, name: str, assistant: str | None) ->
 
 
 class Speech:
-    """The translated texts of one language."""
+    """The translated texts of one language: ``voice_*`` and the controller's error messages."""
 
     def __init__(self, language: str, texts: dict[str, str], fallback: dict[str, str]) -> None:
         """Keep the translations (flattened keys) of ``language`` and the English ones."""

@@ -351,7 +351,7 @@ async def test_read_only_entry_has_no_capabilities(
     assert snapshot.capabilities.modes == ()
     assert snapshot.capabilities.setpoint_modes == frozenset()
     assert snapshot.capabilities.command_timeout_s is None
-    assert snapshot.capabilities.power_limits is False
+    assert snapshot.capabilities.charge_discharge_limits is False
     assert snapshot.state.state_of_charge == 50.0  # the guest password reads
     with pytest.raises(NotSupportedError, match="read-only"):
         await backend.async_apply("ess0", ControlCommand(ControlMode.POWER, 100))
@@ -883,7 +883,7 @@ async def test_limits_in_auto_on_a_hybrid(serve: Serve, session: aiohttp.ClientS
     sim.house_override = 500.0  # self-consumption would charge 2500 W
     backend = make_backend(session, server)
     snapshot = await backend.async_get_snapshot("ess0")  # learns the DC-PV
-    assert snapshot.capabilities.power_limits is True
+    assert snapshot.capabilities.charge_discharge_limits is True
     assert sim.flows().battery == -2500.0
     await backend.async_apply("ess0", ControlCommand(ControlMode.AUTO, charge_limit_w=1000))
     assert sim.written == {GREATER: 2000}  # -1000 + 3000 DC-PV

@@ -789,6 +789,16 @@ async def test_unreadable_version_does_not_fail_the_snapshot(setup: Setup) -> No
     assert gets == ["/version"]  # unreadable: not asked again
 
 
+async def test_first_polls_at_once_ask_for_the_version_once(setup: Setup) -> None:
+    """Batteries polled at the same time (entry set-up) share one GET /version."""
+    snapshots = await asyncio.gather(
+        *(setup.backend.async_get_snapshot(battery) for battery in (BAT1, BAT2, BAT1))
+    )
+    assert {snapshot.info.sw_version for snapshot in snapshots} == {"1.4.2"}
+    gets = [path for method, path in setup.app[FAULTS].requests if method == "GET"]
+    assert gets == ["/version"]
+
+
 async def test_unreachable_version_is_asked_again(setup: Setup) -> None:
     setup.sim.canned["version"] = Canned(status=502)
     assert (await setup.backend.async_get_snapshot(BAT1)).info.sw_version is None

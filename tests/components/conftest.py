@@ -30,6 +30,7 @@ from custom_components.battery_bridge.api import (
     ControlMode,
     ControlState,
     ControlStatus,
+    Feature,
     GridMode,
     OperationState,
     SystemState,
@@ -66,10 +67,39 @@ ENTRY_IDS = {
     BackendKind.ENODE: "01JENODEENTRY0000000000000",
 }
 
+# What each backend reports (the features its client sets); modes and bounds are added below.
+FLEX_REPORTS = Capabilities(
+    features=frozenset({Feature.STATE_OF_HEALTH, Feature.OPERATION_STATE, Feature.COMMAND_STATUS})
+)
+FEMS_REPORTS = Capabilities(
+    features=frozenset(
+        {
+            Feature.MEASURES_POWER,
+            Feature.STATE_OF_HEALTH,
+            Feature.SYSTEM_STATE,
+            Feature.ALLOWED_POWER,
+            Feature.ENERGY_COUNTERS,
+            Feature.SITE_METERS,
+        }
+    )
+)
+ENODE_REPORTS = Capabilities(
+    features=frozenset(
+        {
+            Feature.MEASURES_POWER,
+            Feature.CHARGE_STATUS,
+            Feature.COMMAND_STATUS,
+            Feature.REACHABILITY,
+            Feature.RESERVE,
+        }
+    )
+)
+
 
 def flexconnect_snapshots() -> dict[str, BatterySnapshot]:
     """Two FlexConnect batteries: one in power mode (applied), one switching auto -> pcc."""
-    capabilities = Capabilities(
+    capabilities = replace(
+        FLEX_REPORTS,
         modes=(ControlMode.POWER, ControlMode.PCC, ControlMode.AUTO),
         setpoint_modes=frozenset({ControlMode.POWER, ControlMode.PCC}),
     )
@@ -123,16 +153,17 @@ def flexconnect_snapshots() -> dict[str, BatterySnapshot]:
 def fems_snapshots(*, can_write: bool = True) -> dict[str, BatterySnapshot]:
     """One FEMS ESS; read-only without write access (no modes, no setpoint)."""
     capabilities = (
-        Capabilities(
+        replace(
+            FEMS_REPORTS,
             modes=(ControlMode.AUTO, ControlMode.POWER),
             setpoint_modes=frozenset({ControlMode.POWER}),
             min_power_w=-5000,
             max_power_w=5000,
             command_timeout_s=60.0,
-            power_limits=True,
+            charge_discharge_limits=True,
         )
         if can_write
-        else Capabilities()
+        else FEMS_REPORTS
     )
     return {
         FEMS_ID: BatterySnapshot(
@@ -198,8 +229,9 @@ def enode_snapshots() -> dict[str, BatterySnapshot]:
                 command_status=CommandStatus.CONFIRMED,
                 command_id="4eaeb363-296d-4ccc-a973-7805e6f400bd",
             ),
-            capabilities=Capabilities(
-                modes=(ControlMode.IMPORT_FOCUS, ControlMode.EXPORT_FOCUS, ControlMode.TIME_OF_USE)
+            capabilities=replace(
+                ENODE_REPORTS,
+                modes=(ControlMode.IMPORT_FOCUS, ControlMode.EXPORT_FOCUS, ControlMode.TIME_OF_USE),
             ),
             raw={
                 "battery": {
@@ -229,13 +261,14 @@ def enode_snapshots() -> dict[str, BatterySnapshot]:
                 desired=ControlInstruction(mode=ControlMode.EXPORT_FOCUS),
                 command_status=CommandStatus.PENDING,
             ),
-            capabilities=Capabilities(
+            capabilities=replace(
+                ENODE_REPORTS,
                 modes=(
                     ControlMode.SELF_RELIANCE,
                     ControlMode.TIME_OF_USE,
                     ControlMode.IMPORT_FOCUS,
                     ControlMode.EXPORT_FOCUS,
-                )
+                ),
             ),
             raw={"battery": {"id": ENODE_ID_2, "userId": ENODE_USER_ID, "location": raw_location}},
         ),

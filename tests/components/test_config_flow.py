@@ -46,6 +46,7 @@ from custom_components.battery_bridge.api import (
     BatteryState,
     CannotConnectError,
     Capabilities,
+    CommandRejectedError,
     ControlStatus,
     NotSupportedError,
     ProtocolError,
@@ -57,6 +58,7 @@ from custom_components.battery_bridge.config_flow import (
     CONF_BATTERY_IDS,
     SECTION_ADVANCED,
     BatteryBridgeConfigFlow,
+    BatterySubentryFlow,
 )
 from custom_components.battery_bridge.const import (
     CONF_API_URL,
@@ -88,7 +90,7 @@ BACKEND_ERRORS = [
     (CannotConnectError("refused"), "cannot_connect"),
     (RateLimitedError("slow down", retry_after=5), "cannot_connect"),
     (ProtocolError("HTML instead of JSON"), "invalid_response"),
-    (NotSupportedError("odd"), "unknown"),
+    (NotSupportedError("no REST API here"), "not_supported"),
     (RuntimeError("bug"), "unknown"),
 ]
 
@@ -137,9 +139,18 @@ def backend() -> MagicMock:
 
 @pytest.fixture(autouse=True)
 def create_backend(backend: MagicMock) -> Iterator[MagicMock]:
-    """Make the config flow build the mock backend."""
+    """Make the config flow build the mock backend; only a FEMS one has the write probe."""
+    probe = backend.async_probe_write
+
+    def build(hass: HomeAssistant, data: dict[str, Any]) -> MagicMock:
+        if data[CONF_BACKEND] == "fems":
+            backend.async_probe_write = probe
+        elif hasattr(backend, "async_probe_write"):
+            del backend.async_probe_write
+        return backend
+
     with patch(
-        "custom_components.battery_bridge.config_flow.create_backend", return_value=backend
+        "custom_components.battery_bridge.config_flow.create_backend", side_effect=build
     ) as mock:
         yield mock
 
@@ -394,6 +405,31 @@ async def test_flexconnect_unexpected_error_is_logged(
     assert "RuntimeError: boom" in caplog.text
 
 
+async def test_refused_command_at_setup_is_unexpected(
+    hass: HomeAssistant, backend: MagicMock, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A backend error without a form message of its own is "unknown", with a traceback."""
+    result = await _start(hass, "flexconnect")
+    backend.async_validate.side_effect = CommandRejectedError("refused")
+    result = await hass.config_entries.flow.async_configure(
+        result["flow_id"], {**FLEX_INPUT, CONF_BATTERY_IDS: FLEX_A}
+    )
+    assert result["errors"] == {"base": "unknown"}
+    assert "Unexpected error while checking the flexconnect backend" in caplog.text
+
+
+def test_steps_are_found_for_registered_kinds_only() -> None:
+    """The steps named after a kind exist for the registry's kinds, nothing else does."""
+    flow, subentry_flow = BatteryBridgeConfigFlow(), BatterySubentryFlow()
+    for kind in ("flexconnect", "fems", "enode"):
+        assert hasattr(flow, f"async_step_{kind}")
+        assert hasattr(flow, f"async_step_reconfigure_{kind}")
+        assert hasattr(subentry_flow, f"async_step_{kind}")
+    for name in ("async_step_modbus", "async_step_reconfigure_modbus", "async_step_fems_x", "x"):
+        assert not hasattr(flow, name)
+        assert not hasattr(subentry_flow, name)
+
+
 async def test_flexconnect_unknown_battery_is_named(
     hass: HomeAssistant, backend: MagicMock
 ) -> None:
@@ -598,6 +634,18 @@ async def test_fems_without_the_ess(hass: HomeAssistant, backend: MagicMock) -> 
     backend.async_validate.side_effect = None
     result = await hass.config_entries.flow.async_configure(result["flow_id"], FEMS_INPUT)
     assert result["type"] is FlowResultType.CREATE_ENTRY
+
+
+async def test_fems_without_the_rest_api(
+    hass: HomeAssistant, backend: MagicMock, caplog: pytest.LogCaptureFixture
+) -> None:
+    """No REST API at the address, or the REST/JSON app is missing: its own message, no traceback."""
+    backend.async_validate.side_effect = NotSupportedError("FEMS validate: HTTP 404")
+    result = await _start(hass, "fems")
+    result = await hass.config_entries.flow.async_configure(result["flow_id"], FEMS_INPUT)
+    assert result["errors"] == {"base": "not_supported"}
+    assert "Unexpected error" not in caplog.text
+    assert "Traceback" not in caplog.text
 
 
 async def test_fems_already_configured(hass: HomeAssistant, fems_entry: MockConfigEntry) -> None:

@@ -115,8 +115,8 @@ async def test_own_intent_newer_than_poll(
     await controller.async_set_mode("pcc")
     controller.coordinator.fetch_started_at = None
     mock_backend.set_control(FLEX_ID_1, desired=None)
-    assert controller.current_mode() is ControlMode.PCC
-    assert controller.current_setpoint() == -2000
+    assert controller.basis().mode is ControlMode.PCC
+    assert controller.basis().setpoint_w == -2000
 
 
 @pytest.mark.parametrize("backend_kind", [BackendKind.FLEXCONNECT])
@@ -588,13 +588,13 @@ async def test_fems_limits_are_carried_along(
 ) -> None:
     """A limit joins the mode in force; setpoints and modes keep it; clearing one writes None."""
     controller = _controller(init_integration)
-    assert controller.current_limits() == (None, None)
+    assert controller.charge_discharge_limits() == (None, None)
     await controller.async_set_charge_limit(1000.4)
     await _set_power(hass, FEMS_SETPOINT, 2000)
     await controller.async_set_discharge_limit(500)
     await _select(hass, FEMS_MODE, "auto")
     await controller.async_set_charge_limit(None)
-    assert controller.current_limits() == (None, 500)
+    assert controller.charge_discharge_limits() == (None, 500)
     assert mock_backend.applied == [
         _fems(ControlMode.AUTO, charge=1000),
         _fems(ControlMode.POWER, 2000, charge=1000),
@@ -685,9 +685,9 @@ async def test_shown_flexconnect(
 ) -> None:
     """FlexConnect: the reported (applied) mode is shown, the requested setpoint is in force."""
     cellar = _controller(init_integration, 1)  # auto applied, pcc at 500 W requested
-    assert cellar.displayed_mode() is ControlMode.AUTO
-    assert cellar.current_mode() is ControlMode.PCC
-    assert cellar.commanded_setpoint() == 500
+    assert cellar.reported().mode is ControlMode.AUTO
+    assert cellar.basis().mode is ControlMode.PCC
+    assert cellar.reported().setpoint_w == 500
 
 
 @pytest.mark.parametrize("backend_kind", [BackendKind.FEMS])
@@ -696,13 +696,13 @@ async def test_shown_fems(
 ) -> None:
     """FEMS: auto (its release mode) and no setpoint until we command one; never the applied one."""
     controller = _controller(init_integration)
-    assert controller.displayed_mode() is ControlMode.AUTO
-    assert controller.commanded_setpoint() is None  # it applies 1200 W: not ours
+    assert controller.reported().mode is ControlMode.AUTO
+    assert controller.reported().setpoint_w is None  # it applies 1200 W: not ours
     await controller.async_set_power(-1234)
-    assert controller.displayed_mode() is ControlMode.POWER
-    assert controller.commanded_setpoint() == -1234
+    assert controller.reported().mode is ControlMode.POWER
+    assert controller.reported().setpoint_w == -1234
     await controller.async_set_mode("auto")
-    assert controller.commanded_setpoint() is None
+    assert controller.reported().setpoint_w is None
 
 
 @pytest.mark.parametrize("backend_kind", [BackendKind.ENODE])
@@ -712,6 +712,6 @@ async def test_shown_enode(
     """Enode: the confirmed mode is shown while the requested one is pending; no setpoint."""
     controller = _controller(init_integration)
     await controller.async_set_mode("export_focus")
-    assert controller.displayed_mode() is ControlMode.IMPORT_FOCUS
-    assert controller.current_mode() is ControlMode.EXPORT_FOCUS
-    assert controller.commanded_setpoint() is None
+    assert controller.reported().mode is ControlMode.IMPORT_FOCUS
+    assert controller.basis().mode is ControlMode.EXPORT_FOCUS
+    assert controller.reported().setpoint_w is None

@@ -7,6 +7,7 @@ with the value; errors are spoken.
 from __future__ import annotations
 
 from datetime import timedelta
+from typing import Any
 
 from homeassistant.components import conversation
 from homeassistant.components.homeassistant.exposed_entities import async_expose_entity
@@ -64,123 +65,162 @@ def power(setpoint: int) -> ControlCommand:
     return ControlCommand(mode=ControlMode.POWER, setpoint_w=setpoint)
 
 
-# --- Reading -----------------------------------------------------------------------------------
+# --- Sentences and their answers ---------------------------------------------------------------
+
+BATTERY_IDS = {BackendKind.FEMS: FEMS_ID, BackendKind.ENODE: ENODE_ID_2}
+ALL_OF_FEMS = (
+    "FEMS ess0 is at 72 %. FEMS ess0 is discharging with 1200 W. FEMS ess0 is in mode Auto. "
+    "The setpoint of FEMS ess0 is not known. No override is running on FEMS ess0."
+)
+
+
+def case(
+    sentence: str,
+    answer: str,
+    *commands: ControlCommand,
+    language: str = "en",
+    kind: BackendKind = BackendKind.FEMS,
+) -> Any:
+    """A sentence, its whole answer and the commands the backend then received."""
+    applied = [(BATTERY_IDS[kind], command) for command in commands]
+    return pytest.param(kind, language, sentence, answer, applied, id=f"{language}: {sentence}")
+
+
+def de(sentence: str, answer: str, *commands: ControlCommand) -> Any:
+    return case(sentence, answer, *commands, language="de")
+
+
+def enode(sentence: str, answer: str, *commands: ControlCommand, language: str = "en") -> Any:
+    return case(sentence, answer, *commands, language=language, kind=BackendKind.ENODE)
 
 
 @pytest.mark.parametrize(
-    ("language", "sentence", "answer"),
+    ("backend_kind", "language", "sentence", "answer", "applied"),
     [
-        ("en", "what is the charge of FEMS ess0", "FEMS ess0 is at 72 %."),
-        ("en", "How full is fems ESS0?", "FEMS ess0 is at 72 %."),
-        ("de", "wie voll ist FEMS ess0", "FEMS ess0 ist zu 72 % geladen."),
-        ("de", "Wie ist der Ladestand von FEMS ess0?", "FEMS ess0 ist zu 72 % geladen."),
-        ("en", "what is the power of FEMS ess0", "FEMS ess0 is discharging with 1200 W."),
-        ("de", "welche leistung hat FEMS ess0", "FEMS ess0 entlädt mit 1200 W."),
-        ("en", "what mode is FEMS ess0 in", "FEMS ess0 is in mode Auto."),
-        ("de", "in welchem modus ist FEMS ess0", "FEMS ess0 ist im Modus Automatisch."),
+        # Reading.
+        case("what is the charge of FEMS ess0", "FEMS ess0 is at 72 %."),
+        case("How full is fems ESS0?", "FEMS ess0 is at 72 %."),
+        de("wie voll ist FEMS ess0", "FEMS ess0 ist zu 72 % geladen."),
+        de("Wie ist der Ladestand von FEMS ess0?", "FEMS ess0 ist zu 72 % geladen."),
+        case("what is the power of FEMS ess0", "FEMS ess0 is discharging with 1200 W."),
+        de("welche leistung hat FEMS ess0", "FEMS ess0 entlädt mit 1200 W."),
+        case("what mode is FEMS ess0 in", "FEMS ess0 is in mode Auto."),
+        de("in welchem modus ist FEMS ess0", "FEMS ess0 ist im Modus Automatisch."),
         # In auto the FEMS runs its own control: no setpoint of ours (as the number shows).
-        ("en", "what is the setpoint of FEMS ess0", "The setpoint of FEMS ess0 is not known."),
-        ("de", "wie ist der sollwert von FEMS ess0", "Der Sollwert von FEMS ess0 ist nicht"),
-        ("en", "what is the override of FEMS ess0", "No override is running on FEMS ess0."),
-        ("de", "läuft eine übersteuerung bei FEMS ess0", "Auf FEMS ess0 läuft keine"),
-    ],
-)
-async def test_read(
-    hass: HomeAssistant,
-    assist: MockConfigEntry,
-    *,
-    mock_backend: FakeBackend,
-    language: str,
-    sentence: str,
-    answer: str,
-) -> None:
-    assert answer in await say(hass, sentence, language)
-    assert mock_backend.applied == []
-
-
-async def test_read_state_of_everything(hass: HomeAssistant, assist: MockConfigEntry) -> None:
-    answer = await say(hass, "what is the status of FEMS ess0")
-    for part in ("72 %", "discharging with 1200 W", "mode Auto", "No override"):
-        assert part in answer
-
-
-@pytest.mark.parametrize("backend_kind", [BackendKind.FLEXCONNECT])
-async def test_read_unknown_values(hass: HomeAssistant, assist: MockConfigEntry) -> None:
-    """FlexConnect reports no power: said so, not a made-up 0."""
-    assert await say(hass, "what is the power of Garage battery") == (
-        "The power of Garage battery is not known."
-    )
-    assert "charge with 2000 W" in await say(hass, "what is the setpoint of Garage battery")
-
-
-@pytest.mark.parametrize("backend_kind", [BackendKind.ENODE])
-async def test_read_battery_without_setpoint(hass: HomeAssistant, assist: MockConfigEntry) -> None:
-    assert await say(hass, "what is the setpoint of Powerwall Home") == (
-        "Powerwall Home takes no power setpoint."
-    )
-    assert "is charging with 4600 W" in await say(hass, "is Powerwall Home charging")
-    assert "neither charging nor discharging" in await say(hass, "what is the power of Enphase IQ")
-    assert await say(hass, "what mode is Enphase IQ in") == "Enphase IQ is in mode Self reliance."
-
-
-# --- Power setpoint ----------------------------------------------------------------------------
-
-
-@pytest.mark.parametrize(
-    ("language", "sentence", "setpoint", "answer"),
-    [
-        ("en", "set FEMS ess0 power to -1500 watts", -1500, "FEMS ess0 charges with 1500 W."),
-        ("en", "set the power of FEMS ess0 to minus 1,500 W", -1500, "charges with 1500 W"),
-        ("en", "charge FEMS ess0 with 3 kilowatts", -3000, "FEMS ess0 charges with 3000 W."),
-        ("en", "discharge FEMS ess0 with 500 watts", 500, "FEMS ess0 discharges with 500 W."),
-        ("en", "set FEMS ess0 power to 1.5 kW", 1500, "discharges with 1500 W"),
-        (
-            "de",
-            "setze die Leistung von FEMS ess0 auf -1500 Watt",
-            -1500,
-            "FEMS ess0 lädt mit 1500 W.",
+        case("what is the setpoint of FEMS ess0", "The setpoint of FEMS ess0 is not known."),
+        de("wie ist der sollwert von FEMS ess0", "Der Sollwert von FEMS ess0 ist nicht bekannt."),
+        case("what is the override of FEMS ess0", "No override is running on FEMS ess0."),
+        de("läuft eine übersteuerung bei FEMS ess0", "Auf FEMS ess0 läuft keine Übersteuerung."),
+        case("what is the status of FEMS ess0", ALL_OF_FEMS),
+        # FlexConnect reports no power: said so, not a made-up 0.
+        case(
+            "what is the power of Garage battery",
+            "The power of Garage battery is not known.",
+            kind=BackendKind.FLEXCONNECT,
         ),
-        ("de", "lade FEMS ess0 mit 3 Kilowatt", -3000, "FEMS ess0 lädt mit 3000 W."),
-        ("de", "lade FEMS ess0 mit 1,5 kW", -1500, "lädt mit 1500 W"),
-        ("de", "entlade FEMS ess0 mit 500 Watt", 500, "FEMS ess0 entlädt mit 500 W."),
-        ("en", "set FEMS ess0 power to 0 watts", 0, "FEMS ess0 is set to 0 W."),
+        case(
+            "what is the setpoint of Garage battery",
+            "The setpoint of Garage battery is to charge with 2000 W.",
+            kind=BackendKind.FLEXCONNECT,
+        ),
+        enode("what is the setpoint of Powerwall Home", "Powerwall Home takes no power setpoint."),
+        enode("is Powerwall Home charging", "Powerwall Home is charging with 4600 W."),
+        enode("what is the power of Enphase IQ", "Enphase IQ is neither charging nor discharging."),
+        enode("what mode is Enphase IQ in", "Enphase IQ is in mode Self reliance."),
+        # The power setpoint.
+        case("set FEMS ess0 power to -1500 watts", "FEMS ess0 charges with 1500 W.", power(-1500)),
+        case(
+            "set the power of FEMS ess0 to minus 1,500 W",
+            "FEMS ess0 charges with 1500 W.",
+            power(-1500),
+        ),
+        case("charge FEMS ess0 with 3 kilowatts", "FEMS ess0 charges with 3000 W.", power(-3000)),
+        case("discharge FEMS ess0 with 500 watts", "FEMS ess0 discharges with 500 W.", power(500)),
+        case("set FEMS ess0 power to 1.5 kW", "FEMS ess0 discharges with 1500 W.", power(1500)),
+        de(
+            "setze die Leistung von FEMS ess0 auf -1500 Watt",
+            "FEMS ess0 lädt mit 1500 W.",
+            power(-1500),
+        ),
+        de("lade FEMS ess0 mit 3 Kilowatt", "FEMS ess0 lädt mit 3000 W.", power(-3000)),
+        de("lade FEMS ess0 mit 1,5 kW", "FEMS ess0 lädt mit 1500 W.", power(-1500)),
+        de("entlade FEMS ess0 mit 500 Watt", "FEMS ess0 entlädt mit 500 W.", power(500)),
+        case("set FEMS ess0 power to 0 watts", "FEMS ess0 is set to 0 W.", power(0)),
+        # Out of range and numbers that are none: spoken, nothing written.
+        case(
+            "set FEMS ess0 power to -9000 watts",
+            "The power setpoint -9000 W is outside the range the battery allows "
+            "(-5000 W to 5000 W).",
+        ),
+        de(
+            "lade FEMS ess0 mit 9 kilowatt",
+            "Der Leistungssollwert -9000 W liegt außerhalb des erlaubten Bereichs "
+            "(-5000 W bis 5000 W).",
+        ),
+        case("charge FEMS ess0 with lots of watts", "I did not understand the number lots of."),
+        de("lade FEMS ess0 mit viel watt", "Die Zahl viel habe ich nicht verstanden."),
+        # The mode, by its spoken name.
+        case(
+            "set FEMS ess0 to auto", "FEMS ess0 is set to Auto.", ControlCommand(ControlMode.AUTO)
+        ),
+        case("FEMS ess0 auto", "FEMS ess0 is set to Auto.", ControlCommand(ControlMode.AUTO)),
+        case("switch FEMS ess0 to power mode", "FEMS ess0 is set to Power.", power(0)),
+        de(
+            "stelle FEMS ess0 auf Automatisch",
+            "FEMS ess0 ist auf Automatisch gestellt.",
+            ControlCommand(ControlMode.AUTO),
+        ),
+        de("FEMS ess0 auf Leistung", "FEMS ess0 ist auf Leistung gestellt.", power(0)),
+        enode(
+            "set Enphase IQ to self reliance",
+            "Enphase IQ is set to Self reliance.",
+            ControlCommand(ControlMode.SELF_RELIANCE),
+        ),
+        enode(
+            "Enphase IQ time of use",
+            "Enphase IQ is set to Time of use.",
+            ControlCommand(ControlMode.TIME_OF_USE),
+        ),
+        enode(
+            "stelle Enphase IQ auf Eigenverbrauch",
+            "Enphase IQ ist auf Eigenverbrauch gestellt.",
+            ControlCommand(ControlMode.SELF_RELIANCE),
+            language="de",
+        ),
+        enode(
+            "schalte Enphase IQ auf Netzbezug bevorzugt",
+            "Enphase IQ ist auf Netzbezug bevorzugt gestellt.",
+            ControlCommand(ControlMode.IMPORT_FOCUS),
+            language="de",
+        ),
+        case(
+            "set FEMS ess0 to self reliance",
+            "FEMS ess0 does not offer the mode Self reliance. Modes: Auto, Power.",
+        ),
+        de(
+            "stelle FEMS ess0 auf Eigenverbrauch",
+            "FEMS ess0 bietet den Modus Eigenverbrauch nicht an. Modi: Automatisch, Leistung.",
+        ),
+        # The controller's checks apply: the target state of charge is already reached.
+        case(
+            "charge FEMS ess0 to 50 percent",
+            "The state of charge (72 %) has already reached the target of 50 %.",
+        ),
     ],
 )
-async def test_set_power(
+async def test_sentence(
     hass: HomeAssistant,
     assist: MockConfigEntry,
-    *,
     mock_backend: FakeBackend,
-    language: str,
-    sentence: str,
-    setpoint: int,
-    answer: str,
-) -> None:
-    assert answer in await say(hass, sentence, language)
-    assert mock_backend.applied == [(FEMS_ID, power(setpoint))]
-
-
-@pytest.mark.parametrize(
-    ("language", "sentence", "answer"),
-    [
-        ("en", "set FEMS ess0 power to -9000 watts", "outside the range the battery allows"),
-        ("de", "lade FEMS ess0 mit 9 kilowatt", "außerhalb des erlaubten Bereichs"),
-        ("en", "charge FEMS ess0 with lots of watts", "I did not understand the number lots of."),
-        ("de", "lade FEMS ess0 mit viel watt", "Die Zahl viel habe ich nicht verstanden."),
-    ],
-)
-async def test_set_power_refused(
-    hass: HomeAssistant,
-    assist: MockConfigEntry,
     *,
-    mock_backend: FakeBackend,
     language: str,
     sentence: str,
     answer: str,
+    applied: list[tuple[str, ControlCommand]],
 ) -> None:
-    """Out of range and numbers that are none: spoken, nothing written."""
-    assert answer in await say(hass, sentence, language)
-    assert mock_backend.applied == []
+    """Each sentence gets its whole answer, and the backend exactly its commands."""
+    assert await say(hass, sentence, language) == answer
+    assert mock_backend.applied == applied
 
 
 async def test_backend_error_is_spoken(
@@ -207,74 +247,6 @@ async def test_read_only_battery(
     )
     assert await say(hass, "what is the setpoint of FEMS ess0") == (
         "FEMS ess0 takes no power setpoint."
-    )
-    assert mock_backend.applied == []
-
-
-# --- Mode --------------------------------------------------------------------------------------
-
-
-@pytest.mark.parametrize(
-    ("language", "sentence", "mode", "answer"),
-    [
-        ("en", "set FEMS ess0 to auto", ControlMode.AUTO, "FEMS ess0 is set to Auto."),
-        ("en", "FEMS ess0 auto", ControlMode.AUTO, "FEMS ess0 is set to Auto."),
-        ("en", "switch FEMS ess0 to power mode", ControlMode.POWER, "FEMS ess0 is set to Power."),
-        (
-            "de",
-            "stelle FEMS ess0 auf Automatisch",
-            ControlMode.AUTO,
-            "FEMS ess0 ist auf Automatisch gestellt.",
-        ),
-        ("de", "FEMS ess0 auf Leistung", ControlMode.POWER, "FEMS ess0 ist auf Leistung gestellt."),
-    ],
-)
-async def test_set_mode(
-    hass: HomeAssistant,
-    assist: MockConfigEntry,
-    *,
-    mock_backend: FakeBackend,
-    language: str,
-    sentence: str,
-    mode: ControlMode,
-    answer: str,
-) -> None:
-    assert await say(hass, sentence, language) == answer
-    assert [command.mode for _, command in mock_backend.applied] == [mode]
-
-
-@pytest.mark.parametrize("backend_kind", [BackendKind.ENODE])
-@pytest.mark.parametrize(
-    ("language", "sentence", "mode"),
-    [
-        ("en", "set Enphase IQ to self reliance", ControlMode.SELF_RELIANCE),
-        ("en", "Enphase IQ time of use", ControlMode.TIME_OF_USE),
-        ("de", "stelle Enphase IQ auf Eigenverbrauch", ControlMode.SELF_RELIANCE),
-        ("de", "schalte Enphase IQ auf Netzbezug bevorzugt", ControlMode.IMPORT_FOCUS),
-    ],
-)
-async def test_set_operation_mode_by_its_spoken_name(
-    hass: HomeAssistant,
-    assist: MockConfigEntry,
-    *,
-    mock_backend: FakeBackend,
-    language: str,
-    sentence: str,
-    mode: ControlMode,
-) -> None:
-    answer = await say(hass, sentence, language)
-    assert answer.startswith("Enphase IQ ")
-    assert mock_backend.applied == [(ENODE_ID_2, ControlCommand(mode=mode))]
-
-
-async def test_unsupported_mode_is_spoken(
-    hass: HomeAssistant, assist: MockConfigEntry, mock_backend: FakeBackend
-) -> None:
-    assert await say(hass, "set FEMS ess0 to self reliance") == (
-        "FEMS ess0 does not offer the mode Self reliance. Modes: Auto, Power."
-    )
-    assert await say(hass, "stelle FEMS ess0 auf Eigenverbrauch", "de") == (
-        "FEMS ess0 bietet den Modus Eigenverbrauch nicht an. Modi: Automatisch, Leistung."
     )
     assert mock_backend.applied == []
 
@@ -356,16 +328,6 @@ async def test_stop_override_and_read_it(
         "Die Übersteuerung von FEMS ess0 ist beendet."
     )
     assert mock_backend.applied[-1] == (FEMS_ID, ControlCommand(mode=ControlMode.AUTO))
-
-
-async def test_override_refused(
-    hass: HomeAssistant, assist: MockConfigEntry, mock_backend: FakeBackend
-) -> None:
-    """The controller's checks apply: the target state of charge is already reached."""
-    assert await say(hass, "charge FEMS ess0 to 50 percent") == (
-        "The state of charge (72 %) has already reached the target of 50 %."
-    )
-    assert mock_backend.applied == []
 
 
 @pytest.mark.parametrize("backend_kind", [BackendKind.ENODE])

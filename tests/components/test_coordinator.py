@@ -23,7 +23,8 @@ from custom_components.battery_bridge.api import (
     RateLimitedError,
     UnknownBatteryError,
 )
-from custom_components.battery_bridge.const import CONF_SCAN_INTERVAL, PENDING_SCAN_INTERVAL
+from custom_components.battery_bridge.api.registry import backend_spec
+from custom_components.battery_bridge.const import CONF_SCAN_INTERVAL
 
 from .conftest import FEMS_ID, FakeBackend
 
@@ -172,9 +173,8 @@ async def test_scan_interval(
     """
     for battery in init_integration.runtime_data.batteries.values():
         coordinator = battery.coordinator
-        faster = (
-            PENDING_SCAN_INTERVAL[coordinator.kind] if coordinator.data.control.pending else None
-        )
+        pending = backend_spec(coordinator.kind).pending_poll_interval
+        faster = pending if coordinator.data.control.pending else None
         assert coordinator.update_interval == min(
             timedelta(seconds=expected), faster or timedelta.max
         )

@@ -28,8 +28,9 @@ from custom_components.battery_bridge.const import (
     SUBENTRY_BATTERY,
 )
 from custom_components.battery_bridge.control import BatteryController
-from custom_components.battery_bridge.coordinator import BatteryBridgeData, BatteryCoordinator
+from custom_components.battery_bridge.coordinator import BatteryCoordinator
 from custom_components.battery_bridge.number import NUMBERS
+from custom_components.battery_bridge.runtime import BatteryBridgeData
 from custom_components.battery_bridge.select import SELECTS
 from custom_components.battery_bridge.sensor import SENSORS
 

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import replace
 from typing import Any
+from unittest.mock import patch
 
 from homeassistant.components.homeassistant.exposed_entities import async_expose_entity
 from homeassistant.core import Context, HomeAssistant
@@ -27,8 +29,13 @@ from custom_components.battery_bridge.intent import (
     INTENT_START_OVERRIDE,
     INTENT_STOP_OVERRIDE,
 )
-from custom_components.battery_bridge.sentences import DATA_SENTENCES
-from custom_components.battery_bridge.voice import Speech, async_speech, parse_number
+from custom_components.battery_bridge.sentences import DATA_SENTENCES, async_update_sentences
+from custom_components.battery_bridge.voice import (
+    Speech,
+    async_mode_phrases,
+    async_speech,
+    parse_number,
+)
 
 from .conftest import FEMS_ID, FakeBackend, flexconnect_snapshots
 from .test_conversation import expose, say
@@ -270,3 +277,43 @@ async def test_exposure_of_new_entities(hass: HomeAssistant, intents: MockConfig
     await hass.async_block_till_done()
     assert hass.data[DATA_SENTENCES].specs
     assert await say(hass, "how full is FEMS ess0") == "FEMS ess0 is at 72 %."
+
+
+async def test_battery_without_device(hass: HomeAssistant, intents: MockConfigEntry) -> None:
+    """A battery whose device was removed answers to no name."""
+    (device,) = dr.async_entries_for_config_entry(dr.async_get(hass), intents.entry_id)
+    dr.async_get(hass).async_remove_device(device.id)
+    response = await handle(hass, INTENT_GET_STATE, {"battery": "FEMS ess0"}, assistant=None)
+    assert speech(response) == "I don't know a battery called FEMS ess0. Batteries: -."
+
+
+async def test_sentence_updates_coalesce(hass: HomeAssistant, intents: MockConfigEntry) -> None:
+    """Updates asked for while one runs make it run once more, not once each."""
+    assert await async_setup_component(hass, "conversation", {})
+    expose(hass, intents)
+    await hass.async_block_till_done()
+    triggers = hass.data[DATA_SENTENCES]
+    specs = triggers.specs
+    triggers.async_remove()
+    release = asyncio.Event()
+    runs: list[None] = []
+
+    async def phrases(hass: HomeAssistant) -> dict[ControlMode, tuple[str, ...]]:
+        runs.append(None)
+        await release.wait()
+        return await async_mode_phrases(hass)
+
+    with patch("custom_components.battery_bridge.sentences.async_mode_phrases", phrases):
+        for _ in range(3):
+            triggers.async_schedule_update()
+        release.set()
+        await hass.async_block_till_done()
+    assert len(runs) == 2
+    assert triggers.specs == specs
+    assert await say(hass, "how full is FEMS ess0") == "FEMS ess0 is at 72 %."
+
+
+async def test_update_sentences_before_setup(hass: HomeAssistant) -> None:
+    """An entry loading before the domain set up its sentences changes nothing."""
+    async_update_sentences(hass)
+    assert DATA_SENTENCES not in hass.data

@@ -27,9 +27,17 @@ from custom_components.battery_bridge.api import (
     ControlInstruction,
 )
 from custom_components.battery_bridge.const import DOMAIN
-from custom_components.battery_bridge.sensor import COUNTER_RESET_ACCEPT_AFTER
+from custom_components.battery_bridge.sensor import COUNTER_RESET_ACCEPT_AFTER, SENSORS
 
-from .conftest import ENODE_ID_1, ENODE_ID_2, FEMS_ID, FLEX_ID_1, FakeBackend, fems_snapshots
+from .conftest import (
+    ENODE_ID_1,
+    ENODE_ID_2,
+    FEMS_ID,
+    FLEX_ID_1,
+    FLEX_REPORTS,
+    FakeBackend,
+    fems_snapshots,
+)
 
 pytestmark = pytest.mark.parametrize("platforms", [[Platform.SENSOR]])
 
@@ -56,7 +64,7 @@ async def test_entities(
 
 
 @pytest.mark.parametrize("backend_kind", [BackendKind.FEMS])
-async def test_diagnostic_power_limits_disabled_by_default(
+async def test_allowed_power_disabled_by_default(
     hass: HomeAssistant, entity_registry: er.EntityRegistry, init_integration: MockConfigEntry
 ) -> None:
     """The allowed charge/discharge power sensors exist but are disabled by default."""
@@ -65,6 +73,44 @@ async def test_diagnostic_power_limits_disabled_by_default(
         assert entry is not None
         assert entry.disabled_by is er.RegistryEntryDisabler.INTEGRATION
         assert hass.states.get(f"sensor.fems_ess0_{key}") is None
+
+
+@pytest.mark.parametrize("backend_kind", [BackendKind.FEMS])
+@pytest.mark.parametrize(
+    "fake_snapshots",
+    [
+        {
+            FEMS_ID: replace(
+                fems_snapshots()[FEMS_ID],
+                capabilities=replace(
+                    fems_snapshots()[FEMS_ID].capabilities, features=FLEX_REPORTS.features
+                ),
+            )
+        }
+    ],
+)
+async def test_entities_follow_features_not_backend(
+    hass: HomeAssistant, entity_registry: er.EntityRegistry, init_integration: MockConfigEntry
+) -> None:
+    """A FEMS whose client reported FlexConnect's features gets FlexConnect's sensors."""
+    keys = {
+        entry.unique_id.removeprefix(f"fems_{init_integration.entry_id}_{FEMS_ID}_")
+        for entry in er.async_entries_for_config_entry(entity_registry, init_integration.entry_id)
+    }
+    assert {"operation_state", "control_state", "command_status", "state_of_health"} <= keys
+    assert not keys & {"battery_power", "grid_power", "system_state", "grid_mode", "pv_energy"}
+    # No energy meters: the totals are derived from the stored energy.
+    assert {"energy_charged", "energy_discharged"} <= keys
+
+
+def test_every_sensor_key_once_per_battery(platforms: list[Platform]) -> None:
+    """Sensors that share a key (metered or derived energy) never exist for the same battery."""
+    assert platforms == [Platform.SENSOR]
+    metered = fems_snapshots()[FEMS_ID]
+    derived = replace(metered, capabilities=FLEX_REPORTS)
+    for snapshot in (metered, derived):
+        keys = [description.key for description in SENSORS if description.exists(snapshot)]
+        assert len(keys) == len(set(keys))
 
 
 FEMS_APPLIED = "sensor.fems_ess0_applied_setpoint"

@@ -2,7 +2,15 @@
 
 from __future__ import annotations
 
-from .backend import Backend
+from .backend import (
+    Backend,
+    BackendSpec,
+    ConfigField,
+    ControlPolicy,
+    FieldType,
+    OverrideMode,
+    WriteProbe,
+)
 from .errors import (
     AuthError,
     BackendError,
@@ -26,6 +34,7 @@ from .models import (
     ControlMode,
     ControlState,
     ControlStatus,
+    Feature,
     GridMode,
     OperationState,
     SystemState,
@@ -36,6 +45,7 @@ __all__ = [
     "Backend",
     "BackendError",
     "BackendKind",
+    "BackendSpec",
     "BatteryInfo",
     "BatterySnapshot",
     "BatteryState",
@@ -44,16 +54,22 @@ __all__ = [
     "ChargeStatus",
     "CommandRejectedError",
     "CommandStatus",
+    "ConfigField",
     "ControlCommand",
     "ControlInstruction",
     "ControlMode",
+    "ControlPolicy",
     "ControlState",
     "ControlStatus",
+    "Feature",
+    "FieldType",
     "GridMode",
     "NotSupportedError",
     "OperationState",
+    "OverrideMode",
     "ProtocolError",
     "RateLimitedError",
     "SystemState",
     "UnknownBatteryError",
+    "WriteProbe",
 ]

@@ -53,8 +53,8 @@ import asyncio
 import base64
 from collections import deque
 from collections.abc import Mapping
-from dataclasses import dataclass
-from datetime import datetime
+from dataclasses import dataclass, replace
+from datetime import datetime, timedelta
 from enum import Enum
 import hashlib
 import hmac
@@ -77,6 +77,7 @@ from ._http import (
     try_decode_json,
 )
 from ._json import parse_rfc3339, type_name
+from .backend import BackendSpec, ConfigField, ControlPolicy, FieldType, OverrideMode, Settings
 from .errors import (
     AuthError,
     BackendError,
@@ -99,6 +100,7 @@ from .models import (
     ControlInstruction,
     ControlMode,
     ControlStatus,
+    Feature,
 )
 
 _LOGGER = logging.getLogger(__name__)
@@ -147,6 +149,18 @@ CAPABILITY_KEYS: Final[tuple[tuple[str, ControlMode], ...]] = (
     ("timeOfUse", ControlMode.TIME_OF_USE),
     ("importFocus", ControlMode.IMPORT_FOCUS),
     ("exportFocus", ControlMode.EXPORT_FOCUS),
+)
+# What every Enode battery reports (its settable modes come from its capabilities object).
+_REPORTS: Final = Capabilities(
+    features=frozenset(
+        {
+            Feature.MEASURES_POWER,
+            Feature.CHARGE_STATUS,
+            Feature.COMMAND_STATUS,
+            Feature.REACHABILITY,
+            Feature.RESERVE,
+        }
+    )
 )
 _CHARGE_STATUS: Final[dict[str, ChargeStatus]] = {
     "CHARGING": ChargeStatus.CHARGING,
@@ -329,7 +343,7 @@ def parse_battery(data: object) -> EnodeBattery:
         if capable and controllable:
             modes.append(capability_mode)
     return EnodeBattery(
-        info=info, state=state, current=current, capabilities=Capabilities(modes=tuple(modes))
+        info=info, state=state, current=current, capabilities=replace(_REPORTS, modes=tuple(modes))
     )
 
 
@@ -867,3 +881,69 @@ class EnodeBackend:
             "Accept": "application/json",
             "Enode-Version": API_VERSION,
         }
+
+
+# --------------------------------------------------------------------------------------------------
+# The spec (api/registry.py)
+# --------------------------------------------------------------------------------------------------
+
+SETTING_CLIENT_ID: Final = "client_id"
+SETTING_CLIENT_SECRET: Final = "client_secret"  # noqa: S105 - a key name
+SETTING_ENVIRONMENT: Final = "environment"
+SETTING_API_URL: Final = "api_url"
+SETTING_TOKEN_URL: Final = "token_url"  # noqa: S105 - a key name
+
+
+def create_backend(settings: Settings, session: aiohttp.ClientSession) -> EnodeBackend:
+    """Build the client for config entry settings."""
+    return EnodeBackend(
+        session,
+        settings[SETTING_CLIENT_ID],
+        settings[SETTING_CLIENT_SECRET],
+        environment=settings[SETTING_ENVIRONMENT],
+        api_url=settings.get(SETTING_API_URL) or None,
+        token_url=settings.get(SETTING_TOKEN_URL) or None,
+    )
+
+
+def _unique_id(settings: Settings) -> str:
+    # A custom API URL (the demo and the tests use a simulator) stands for the environment.
+    scope = settings.get(SETTING_API_URL) or settings[SETTING_ENVIRONMENT]
+    return f"{scope}:{settings[SETTING_CLIENT_ID]}"
+
+
+SPEC: Final = BackendSpec(
+    kind=BackendKind.ENODE,
+    create=create_backend,
+    fields=(
+        ConfigField(SETTING_CLIENT_ID, reconfigurable=False),
+        ConfigField(SETTING_CLIENT_SECRET, FieldType.PASSWORD, secret=True, reconfigurable=False),
+        ConfigField(
+            SETTING_ENVIRONMENT,
+            FieldType.CHOICE,
+            default="production",
+            choices=tuple(ENVIRONMENTS),
+        ),
+        ConfigField(SETTING_API_URL, FieldType.URL, required=False, advanced=True),
+        ConfigField(SETTING_TOKEN_URL, FieldType.URL, required=False, advanced=True),
+    ),
+    unique_id=_unique_id,
+    title=lambda settings: f"Enode ({settings[SETTING_ENVIRONMENT]})",
+    poll_interval=timedelta(seconds=60),
+    min_poll_interval=timedelta(seconds=60),
+    pending_poll_interval=timedelta(seconds=15),  # while the Action is PENDING
+    # Operation modes take no setpoint; nothing holds the battery idle.
+    control_policy=ControlPolicy(
+        setpoint_mode=None,
+        mode_keeps_setpoint=False,
+        override_modes={
+            OverrideMode.CHARGE: ControlMode.IMPORT_FOCUS,
+            OverrideMode.DISCHARGE: ControlMode.EXPORT_FOCUS,
+        },
+    ),
+    lists_batteries=True,
+    redact=frozenset(
+        # the credentials; in raw data, who owns the battery and where it is
+        {SETTING_CLIENT_ID, SETTING_CLIENT_SECRET, "userId", "user_id", "latitude", "longitude"}
+    ),
+)

@@ -55,6 +55,18 @@ from yarl import URL
 
 from ._http import decode_json, parse_retry_after, scrub, send
 from ._json import loads_strict
+from .backend import (
+    SETPOINT_OVERRIDES,
+    SETTING_CAN_WRITE,
+    SETTING_HOST,
+    SETTING_PASSWORD,
+    SETTING_PORT,
+    BackendSpec,
+    ConfigField,
+    ControlPolicy,
+    FieldType,
+    Settings,
+)
 from .errors import (
     AuthError,
     BackendError,
@@ -75,6 +87,7 @@ from .models import (
     ControlInstruction,
     ControlMode,
     ControlStatus,
+    Feature,
     GridMode,
     SystemState,
 )
@@ -96,6 +109,19 @@ CTRL_API_REST: Final = "ctrlApiRest0"
 ESS: Final = "{ess}"  # stands for the configured ESS component id
 
 DEFAULT_API_TIMEOUT_S: Final = 60.0  # FEMS default when ctrlApiRest0/_PropertyApiTimeout is unknown
+# What every FEMS reports; with write access it takes a setpoint and limits too (``_capabilities``).
+_READ_CAPABILITIES: Final = Capabilities(
+    features=frozenset(
+        {
+            Feature.MEASURES_POWER,
+            Feature.STATE_OF_HEALTH,
+            Feature.SYSTEM_STATE,
+            Feature.ALLOWED_POWER,
+            Feature.ENERGY_COUNTERS,
+            Feature.SITE_METERS,
+        }
+    )
+)
 
 
 class ChannelKind(Enum):
@@ -666,16 +692,17 @@ class FemsBackend:
 
     def _capabilities(self, readings: FemsReadings) -> Capabilities:
         if not self._can_write:
-            return Capabilities()
+            return _READ_CAPABILITIES
         max_charge = readings.state.max_charge_power_w
         max_discharge = readings.state.max_discharge_power_w
-        return Capabilities(
+        return replace(
+            _READ_CAPABILITIES,
             modes=(ControlMode.AUTO, ControlMode.POWER),
             setpoint_modes=frozenset({ControlMode.POWER}),
             min_power_w=-round(max_charge) if max_charge is not None else None,
             max_power_w=round(max_discharge) if max_discharge is not None else None,
             command_timeout_s=readings.api_timeout_s,
-            power_limits=True,
+            charge_discharge_limits=True,
         )
 
     def _desired(self) -> ControlInstruction | None:
@@ -775,3 +802,59 @@ class FemsBackend:
             _LOGGER.debug("FEMS write probe refused: %s", err)
             return False
         return True
+
+
+# --------------------------------------------------------------------------------------------------
+# The spec (api/registry.py)
+# --------------------------------------------------------------------------------------------------
+
+SETTING_ESS_ID: Final = "ess_id"
+DEFAULT_PORT: Final = 80
+DEFAULT_ESS_ID: Final = "ess0"
+
+
+def create_backend(settings: Settings, session: aiohttp.ClientSession) -> FemsBackend:
+    """Build the client for config entry settings.
+
+    A FEMS accepts few connections: the backend serialises its requests, so it holds at most one
+    (kept-alive) connection of the shared session.
+    """
+    return FemsBackend(
+        session,
+        settings[SETTING_HOST],
+        settings.get(SETTING_PORT, DEFAULT_PORT),
+        settings[SETTING_PASSWORD],
+        ess_id=settings.get(SETTING_ESS_ID, DEFAULT_ESS_ID),
+        can_write=settings.get(SETTING_CAN_WRITE, True),
+    )
+
+
+SPEC: Final = BackendSpec(
+    kind=BackendKind.FEMS,
+    create=create_backend,
+    fields=(
+        ConfigField(SETTING_HOST, FieldType.HOST),
+        ConfigField(SETTING_PORT, FieldType.PORT, default=DEFAULT_PORT),
+        ConfigField(SETTING_PASSWORD, FieldType.PASSWORD, secret=True),
+        ConfigField(SETTING_ESS_ID, default=DEFAULT_ESS_ID, advanced=True, reconfigurable=False),
+    ),
+    # The REST API exposes no serial number: the address is the best key there is.
+    unique_id=lambda settings: str(settings[SETTING_HOST]).lower(),
+    title=lambda settings: f"FEMS {settings[SETTING_HOST]}",
+    poll_interval=timedelta(seconds=10),
+    min_poll_interval=timedelta(seconds=5),
+    # A setpoint overrides the FEMS's own control: writing one means mode "power"; "auto" releases
+    # it. A FEMS reports no mode: without an intent of ours it runs its own control, so that is
+    # what an override returns to.
+    control_policy=ControlPolicy(
+        setpoint_mode=ControlMode.POWER,
+        mode_keeps_setpoint=False,
+        override_modes=SETPOINT_OVERRIDES,
+        release_mode=ControlMode.AUTO,
+        reported_setpoint_is_a_command=False,
+    ),
+    battery_id_setting=SETTING_ESS_ID,
+    battery_ids_unique=False,  # "ess0" on nearly every FEMS
+    commands_expire=True,  # the FEMS API timeout
+    redact=frozenset({SETTING_PASSWORD}),
+)

@@ -34,8 +34,9 @@ Assumptions (not documented publicly; see ``/work/shared/research/flexconnect.md
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Mapping
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 import logging
 import math
@@ -47,6 +48,16 @@ import aiohttp
 
 from ._http import HttpReply, decode_json, parse_retry_after, scrub, send, try_decode_json
 from ._json import loads_strict, parse_rfc3339, type_name
+from .backend import (
+    SETPOINT_OVERRIDES,
+    SETTING_HOST,
+    SETTING_PORT,
+    BackendSpec,
+    ConfigField,
+    ControlPolicy,
+    FieldType,
+    Settings,
+)
 from .errors import (
     AuthError,
     BackendError,
@@ -69,6 +80,7 @@ from .models import (
     ControlMode,
     ControlState,
     ControlStatus,
+    Feature,
     OperationState,
 )
 
@@ -137,6 +149,10 @@ _DECIMAL_RE: Final = re.compile(r"[+-]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][+-]?\d+)?"
 _HEX_RE: Final = re.compile(r"[0-9A-Fa-f]+")
 
 CAPABILITY_MODES: Final = (ControlMode.POWER, ControlMode.PCC, ControlMode.AUTO)
+# What every FlexConnect battery reports besides its state of charge and stored energy.
+_FEATURES: Final = frozenset(
+    {Feature.STATE_OF_HEALTH, Feature.OPERATION_STATE, Feature.COMMAND_STATUS}
+)
 
 
 # --------------------------------------------------------------------------------------------------
@@ -486,6 +502,8 @@ class FlexConnectBackend:
         self._req_id = random.randint(1, 2**30)  # noqa: S311 - a correlation id, not a secret
         self._version: str | None = None
         self._version_known = False
+        # The batteries' first polls run at once: one of them asks for the version, the others wait.
+        self._version_lock = asyncio.Lock()
         self._last_setpoint: dict[str, int] = {}
 
     @property
@@ -503,6 +521,7 @@ class FlexConnectBackend:
             min_power_w=None if bound is None else -bound,
             max_power_w=bound,
             command_timeout_s=None,
+            features=_FEATURES,
         )
 
     # ---- public API ------------------------------------------------------------------------------
@@ -707,6 +726,11 @@ class FlexConnectBackend:
 
     async def _async_try_version(self) -> None:
         """Fetch the version for the device info; a failure only leaves it unknown."""
+        async with self._version_lock:
+            if not self._version_known:
+                await self._async_fetch_version_once()
+
+    async def _async_fetch_version_once(self) -> None:
         try:
             self._version = await self._async_fetch_version()
         except CannotConnectError as err:
@@ -715,3 +739,39 @@ class FlexConnectBackend:
         except BackendError as err:
             _LOGGER.debug("FlexConnect version unreadable, not asking again: %s", err)
         self._version_known = True
+
+
+# --------------------------------------------------------------------------------------------------
+# The spec (api/registry.py)
+# --------------------------------------------------------------------------------------------------
+
+DEFAULT_PORT: Final = 8080
+
+
+def create_backend(settings: Settings, session: aiohttp.ClientSession) -> FlexConnectBackend:
+    """Build the client for config entry settings."""
+    return FlexConnectBackend(
+        session, settings[SETTING_HOST], settings.get(SETTING_PORT, DEFAULT_PORT)
+    )
+
+
+SPEC: Final = BackendSpec(
+    kind=BackendKind.FLEXCONNECT,
+    create=create_backend,
+    fields=(
+        ConfigField(SETTING_HOST, FieldType.HOST),
+        ConfigField(SETTING_PORT, FieldType.PORT, default=DEFAULT_PORT),
+    ),
+    # One FlexCloudClient per address.
+    unique_id=lambda settings: f"{settings[SETTING_HOST]}:{settings[SETTING_PORT]}".lower(),
+    title=lambda settings: f"FlexConnect {settings[SETTING_HOST]}",
+    poll_interval=timedelta(seconds=15),
+    min_poll_interval=timedelta(seconds=5),
+    pending_poll_interval=timedelta(seconds=5),  # while current != desired
+    # A control request carries mode and setpoint together: keep the other one.
+    control_policy=ControlPolicy(
+        setpoint_mode=None, mode_keeps_setpoint=True, override_modes=SETPOINT_OVERRIDES
+    ),
+    # The API cannot list batteries: their ids (SKIs, case-insensitive) are typed.
+    normalize_battery_id=_normalise_id,
+)

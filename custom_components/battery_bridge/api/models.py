@@ -112,18 +112,45 @@ class BatteryInfo:
     sw_version: str | None = None
 
 
+class Feature(StrEnum):
+    """A field of ``BatteryState`` / ``ControlStatus`` a backend reports (``Capabilities.features``)."""
+
+    MEASURES_POWER = "measures_power"
+    """``power_w``: the battery's own power."""
+    STATE_OF_HEALTH = "state_of_health"
+    OPERATION_STATE = "operation_state"
+    """``operation_state`` and ``ControlStatus.control_state`` (FlexConnect's state machine)."""
+    CHARGE_STATUS = "charge_status"
+    SYSTEM_STATE = "system_state"
+    """``system_state`` and ``grid_mode`` (the energy system around the battery)."""
+    COMMAND_STATUS = "command_status"
+    """``ControlStatus.command_status``: where the last requested command stands."""
+    REACHABILITY = "reachability"
+    """``reachable``: whether the backend can reach the battery."""
+    RESERVE = "reserve"
+    """``reserve_pct``: the state of charge kept back for outages."""
+    ALLOWED_POWER = "allowed_power"
+    """``max_charge_power_w`` / ``max_discharge_power_w``: how fast it may charge / discharge now."""
+    ENERGY_COUNTERS = "energy_counters"
+    """``energy_charged_wh`` / ``energy_discharged_wh`` from the device's meters; without them the
+    integration derives the totals from changes of the stored energy."""
+    SITE_METERS = "site_meters"
+    """Grid, PV and house power and the grid import / export and PV energy totals."""
+
+
 @dataclass(frozen=True, slots=True)
 class Capabilities:
-    """What can be controlled on this battery; decides which entities and options exist.
+    """What a battery can be told and what it reports; decides which entities and options exist.
 
     ``modes``: the modes that can be set (empty: read-only battery or entry).
     ``setpoint_modes``: the modes in which a power setpoint applies (empty: no setpoint entity).
-    ``min_power_w`` / ``max_power_w``: setpoint bounds in W (+ = discharge): min is the largest
+    ``min_power_w`` / ``max_power_w``: the setpoint bounds in W (+ = discharge): min is the largest
     charge power as a negative number, max the largest discharge power.
     ``command_timeout_s``: the device drops a written command after this many seconds unless it is
     rewritten (FEMS API timeout); ``None`` when commands persist.
-    ``power_limits``: the battery takes charge / discharge power limits
+    ``charge_discharge_limits``: the battery takes charge / discharge limits
     (``ControlCommand.charge_limit_w`` / ``discharge_limit_w``) in every mode.
+    ``features``: what the backend reports beyond state of charge and stored energy.
     """
 
     modes: tuple[ControlMode, ...] = ()
@@ -131,7 +158,8 @@ class Capabilities:
     min_power_w: int | None = None
     max_power_w: int | None = None
     command_timeout_s: float | None = None
-    power_limits: bool = False
+    charge_discharge_limits: bool = False
+    features: frozenset[Feature] = frozenset()
 
 
 @dataclass(frozen=True, slots=True)
@@ -140,7 +168,7 @@ class ControlCommand:
 
     ``charge_limit_w`` / ``discharge_limit_w``: the largest charge / discharge power the battery
     may use, whatever the mode, as magnitudes in W (>= 0); ``None``: no limit (a limit written
-    before is released). Only for batteries with ``Capabilities.power_limits``.
+    before is released). Only for batteries with ``Capabilities.charge_discharge_limits``.
     """
 
     mode: ControlMode
