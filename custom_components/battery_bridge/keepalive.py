@@ -8,13 +8,16 @@ from datetime import datetime, timedelta
 from typing import Final
 
 from homeassistant.core import CALLBACK_TYPE, HomeAssistant, callback
-from homeassistant.helpers.event import async_track_time_interval
+from homeassistant.helpers.event import async_call_later, async_track_time_interval
 
 from .api import BackendError, Capabilities, ControlCommand
 from .const import DOMAIN, LOGGER
 
 # The keepalive never runs more often than this, whatever the options say.
 MIN_KEEPALIVE_INTERVAL: Final = timedelta(seconds=1)
+# A failed rewrite is retried after this share of the interval (not only at the next tick): at the
+# default half-timeout interval one failure would otherwise use up the whole device timeout.
+RETRY_SHARE: Final = 4
 
 
 def keepalive_interval(
@@ -33,6 +36,11 @@ def keepalive_interval(
     return max(interval, min(MIN_KEEPALIVE_INTERVAL, half))
 
 
+def retry_delay(interval: timedelta) -> timedelta:
+    """Return how soon a failed rewrite is tried again: a quarter interval, at least 1 s."""
+    return min(max(interval / RETRY_SHARE, MIN_KEEPALIVE_INTERVAL), interval)
+
+
 def needs_keepalive(command: ControlCommand, capabilities: Capabilities) -> bool:
     """Return True when the device drops ``command``: a setpoint mode or a limit, and a timeout."""
     return capabilities.command_timeout_s is not None and (
@@ -47,7 +55,8 @@ class Keepalive:
 
     ``command_fn`` returns the active command (``None``: none), ``capabilities_fn`` the battery's
     capabilities, ``option_fn`` the keepalive option (s); all are asked again at every tick.
-    ``write`` writes; a failed rewrite is logged once and retried at the next tick.
+    ``write`` writes; a failed rewrite is logged once and retried every quarter interval until one
+    succeeds (the regular ticks go on as well).
     """
 
     def __init__(
@@ -70,6 +79,7 @@ class Keepalive:
         self._option_fn = option_fn
         self._write = write
         self._cancel: CALLBACK_TYPE | None = None
+        self._retry: CALLBACK_TYPE | None = None
         self._failing = False
 
     def interval(self) -> timedelta | None:
@@ -107,10 +117,20 @@ class Keepalive:
 
     @callback
     def async_stop(self) -> None:
-        """Stop rewriting."""
+        """Stop rewriting (and any pending retry)."""
         if self._cancel is not None:
             self._cancel()
             self._cancel = None
+        self._cancel_retry()
+
+    def _cancel_retry(self) -> None:
+        if self._retry is not None:
+            self._retry()
+            self._retry = None
+
+    async def _async_retry(self, now: datetime) -> None:
+        self._retry = None
+        await self._async_tick(now)
 
     async def _async_tick(self, _now: datetime) -> None:
         """Rewrite the command; stop when there is none to keep any more."""
@@ -122,15 +142,21 @@ class Keepalive:
             try:
                 await self._write(command)
             except BackendError as err:
+                interval = self.interval() or MIN_KEEPALIVE_INTERVAL
                 if not self._failing:
                     self._failing = True
                     LOGGER.warning(
                         "Keepalive of %s failed, retrying every %s: %s",
                         self._name,
-                        self.interval(),
+                        retry_delay(interval),
                         err,
                     )
+                if self._retry is None and self.running:
+                    self._retry = async_call_later(
+                        self._hass, retry_delay(interval), self._async_retry
+                    )
                 return
+            self._cancel_retry()
             if self._failing:
                 self._failing = False
                 LOGGER.info("Keepalive of %s works again", self._name)

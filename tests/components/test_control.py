@@ -35,6 +35,7 @@ from custom_components.battery_bridge.api import (
 )
 from custom_components.battery_bridge.const import CONF_KEEPALIVE_INTERVAL
 from custom_components.battery_bridge.control import BatteryController
+from custom_components.battery_bridge.keepalive import retry_delay
 
 from .conftest import ENODE_ID_1, FEMS_ID, FLEX_ID_1, FLEX_ID_2, FakeBackend
 
@@ -401,27 +402,57 @@ async def test_keepalive_failure_retried_and_logged_once(
     freezer: FrozenDateTimeFactory,
     caplog: pytest.LogCaptureFixture,
 ) -> None:
-    """A failed rewrite is retried at the next tick; one log line when it fails, one when it works."""
+    """A failed rewrite is retried a quarter interval later (7.5 s), not only at the next tick.
+
+    One log line when it fails, one when it works again; after a retry that works, the rewrites
+    go on at the interval, so one failure never uses up the FEMS's 60 s timeout.
+    """
     await _set_power(hass, FEMS_SETPOINT, 2000)
     mock_backend.apply_error = CannotConnectError("FEMS busy")
     caplog.clear()
-    for _ in range(3):
-        await _tick(hass, freezer, 30)
-    assert len(mock_backend.applied) == 4
+    await _tick(hass, freezer, 30)  # t=30: the tick fails
+    assert len(mock_backend.applied) == 2
+    await _tick(hass, freezer, 7.5)  # t=37.5: the retry fails too
+    assert len(mock_backend.applied) == 3
     ours = [r for r in caplog.records if r.name == "custom_components.battery_bridge"]
     failed = [r for r in ours if "Keepalive of" in r.message and "failed" in r.message]
     assert len(failed) == 1
     assert failed[0].levelno == logging.WARNING
     assert "FEMS busy" in failed[0].message
+    assert "0:00:07.500000" in failed[0].message
 
     mock_backend.apply_error = None
-    for _ in range(2):
-        await _tick(hass, freezer, 30)
-    assert len(mock_backend.applied) == 6
+    await _tick(hass, freezer, 7.5)  # t=45: the second retry works: 15 s after the tick
+    assert len(mock_backend.applied) == 4
+    await _tick(hass, freezer, 7.5)  # t=52.5: no more retries
+    assert len(mock_backend.applied) == 4
+    await _tick(hass, freezer, 7.5)  # t=60: the regular tick
+    assert len(mock_backend.applied) == 5
+    assert mock_backend.applied[-1] == POWER_2000
     ours = [r for r in caplog.records if r.name == "custom_components.battery_bridge"]
     again = [r for r in ours if "works again" in r.message]
     assert len(again) == 1
     assert len([r for r in ours if "Keepalive of" in r.message]) == 2
+
+
+@pytest.mark.parametrize("backend_kind", [BackendKind.FEMS])
+async def test_keepalive_retry_ends_with_the_setpoint(
+    hass: HomeAssistant,
+    mock_backend: FakeBackend,
+    init_integration: MockConfigEntry,
+    freezer: FrozenDateTimeFactory,
+) -> None:
+    """Back to auto while a retry is pending: the retry is dropped, nothing more is written."""
+    await _set_power(hass, FEMS_SETPOINT, 2000)
+    mock_backend.apply_error = CannotConnectError("FEMS busy")
+    await _tick(hass, freezer, 30)
+    mock_backend.apply_error = None
+    await _select(hass, FEMS_MODE, "auto")
+    written = len(mock_backend.applied)
+    await _tick(hass, freezer, 7.5)
+    await _tick(hass, freezer, 60)
+    assert len(mock_backend.applied) == written
+    assert mock_backend.applied[-1] == (FEMS_ID, ControlCommand(mode=ControlMode.AUTO))
 
 
 @pytest.mark.parametrize("backend_kind", [BackendKind.FEMS])
@@ -715,3 +746,10 @@ async def test_shown_enode(
     assert controller.reported().mode is ControlMode.IMPORT_FOCUS
     assert controller.basis().mode is ControlMode.EXPORT_FOCUS
     assert controller.reported().setpoint_w is None
+
+
+def test_keepalive_retry_delay() -> None:
+    """A quarter interval, at least 1 s, never more than the interval itself."""
+    assert retry_delay(timedelta(seconds=30)) == timedelta(seconds=7.5)
+    assert retry_delay(timedelta(seconds=2)) == timedelta(seconds=1)
+    assert retry_delay(timedelta(seconds=0.5)) == timedelta(seconds=0.5)
