@@ -1,11 +1,11 @@
 """Write the demo Home Assistant configuration: config entries for the three simulators.
 
-Called by scripts/develop with the simulators already running. It asks the simulators for their
-batteries through the integration's own client layer, then writes ``config/.storage`` files (config
-entries with one subentry per battery, onboarding done) unless they already exist, so changes a
-developer makes in the UI survive the next start.
+Called by scripts/develop with the simulators running. Each entry is built through its backend's
+spec (client, unique id, title), its batteries found as the config flow finds them; the
+``config/.storage`` files are written only when missing, so UI changes survive the next start.
 
-Usage: python scripts/demo_config.py CONFIG_DIR --flexconnect-port N --fems-port N --enode-port N
+Usage: python scripts/demo_config.py CONFIG_DIR --flexconnect-port N --flexconnect-battery ID
+[--flexconnect-battery ID ...] --fems-port N --enode-port N
 """
 
 from __future__ import annotations
@@ -31,10 +31,8 @@ from homeassistant.config_entries import (
 from homeassistant.const import CONF_HOST, CONF_PASSWORD, CONF_PORT
 from homeassistant.helpers.json import JSONEncoder
 
-from custom_components.battery_bridge.api import BatteryInfo
-from custom_components.battery_bridge.api.enode import EnodeBackend
-from custom_components.battery_bridge.api.fems import FemsBackend
-from custom_components.battery_bridge.api.flexconnect import FlexConnectBackend
+from custom_components.battery_bridge.api import BackendSpec, BatteryInfo, WriteProbe
+from custom_components.battery_bridge.api.registry import backend_spec
 from custom_components.battery_bridge.const import (
     CONF_API_URL,
     CONF_BACKEND,
@@ -55,9 +53,44 @@ ENODE_CLIENT_SECRET = "demo-secret"  # noqa: S105 - the simulator's demo credent
 FEMS_PASSWORD = "owner"  # noqa: S105 - the OpenEMS default owner password, simulated
 
 
-def _entry(
-    title: str, unique_id: str, data: dict[str, Any], batteries: list[BatteryInfo]
+def _settings(args: argparse.Namespace) -> list[dict[str, Any]]:
+    """Return the config entry settings of the three simulated backends, as the flow stores them."""
+    enode_url = f"http://{LOCALHOST}:{args.enode_port}"
+    return [
+        {CONF_BACKEND: "flexconnect", CONF_HOST: LOCALHOST, CONF_PORT: args.flexconnect_port},
+        {
+            CONF_BACKEND: "fems",
+            CONF_HOST: LOCALHOST,
+            CONF_PORT: args.fems_port,
+            CONF_PASSWORD: FEMS_PASSWORD,
+            CONF_ESS_ID: "ess0",
+        },
+        {
+            CONF_BACKEND: "enode",
+            CONF_CLIENT_ID: ENODE_CLIENT_ID,
+            CONF_CLIENT_SECRET: ENODE_CLIENT_SECRET,
+            CONF_ENVIRONMENT: "sandbox",
+            CONF_API_URL: enode_url,
+            CONF_TOKEN_URL: f"{enode_url}/oauth2/token",
+        },
+    ]
+
+
+async def _entry(
+    session: aiohttp.ClientSession, data: dict[str, Any], typed_ids: list[str]
 ) -> ConfigEntry:
+    """Build the entry the config flow would create: its batteries found as the flow finds them."""
+    spec: BackendSpec = backend_spec(data[CONF_BACKEND])
+    backend = spec.create(data, session)
+    if spec.lists_batteries:
+        batteries: list[BatteryInfo] = await backend.async_list_batteries()
+    else:
+        ids = [data[spec.battery_id_setting]] if spec.battery_id_setting else typed_ids
+        batteries = [
+            (await backend.async_get_snapshot(spec.normalize_battery_id(i))).info for i in ids
+        ]
+    if isinstance(backend, WriteProbe):
+        data = {**data, CONF_CAN_WRITE: await backend.async_probe_write()}
     return ConfigEntry(
         data=data,
         discovery_keys=MappingProxyType({}),
@@ -74,62 +107,15 @@ def _entry(
             }
             for info in batteries
         ],
-        title=title,
-        unique_id=unique_id,
+        title=spec.title(data),
+        unique_id=spec.unique_id(data),
         version=1,
     )
 
 
-async def _entries(args: argparse.Namespace, flexconnect_ids: list[str]) -> list[ConfigEntry]:
+async def _entries(args: argparse.Namespace) -> list[ConfigEntry]:
     async with aiohttp.ClientSession() as session:
-        flex = FlexConnectBackend(session, LOCALHOST, args.flexconnect_port)
-        flex_batteries = [(await flex.async_get_snapshot(bid)).info for bid in flexconnect_ids]
-        fems = FemsBackend(session, LOCALHOST, args.fems_port, FEMS_PASSWORD)
-        fems_batteries = await fems.async_list_batteries()
-        enode_url = f"http://{LOCALHOST}:{args.enode_port}"
-        enode = EnodeBackend(
-            session,
-            ENODE_CLIENT_ID,
-            ENODE_CLIENT_SECRET,
-            environment="sandbox",
-            api_url=enode_url,
-            token_url=f"{enode_url}/oauth2/token",
-        )
-        enode_batteries = await enode.async_list_batteries()
-    return [
-        _entry(
-            f"FlexConnect {LOCALHOST}",
-            f"{LOCALHOST}:{args.flexconnect_port}",
-            {CONF_BACKEND: "flexconnect", CONF_HOST: LOCALHOST, CONF_PORT: args.flexconnect_port},
-            flex_batteries,
-        ),
-        _entry(
-            f"FEMS {LOCALHOST}",
-            LOCALHOST,
-            {
-                CONF_BACKEND: "fems",
-                CONF_HOST: LOCALHOST,
-                CONF_PORT: args.fems_port,
-                CONF_PASSWORD: FEMS_PASSWORD,
-                CONF_ESS_ID: "ess0",
-                CONF_CAN_WRITE: True,
-            },
-            fems_batteries,
-        ),
-        _entry(
-            "Enode (sandbox)",
-            f"{enode_url}:{ENODE_CLIENT_ID}",
-            {
-                CONF_BACKEND: "enode",
-                CONF_CLIENT_ID: ENODE_CLIENT_ID,
-                CONF_CLIENT_SECRET: ENODE_CLIENT_SECRET,
-                CONF_ENVIRONMENT: "sandbox",
-                CONF_API_URL: enode_url,
-                CONF_TOKEN_URL: f"{enode_url}/oauth2/token",
-            },
-            enode_batteries,
-        ),
-    ]
+        return [await _entry(session, data, args.flexconnect_battery) for data in _settings(args)]
 
 
 def _write_store(path: Path, key: str, version: int, minor: int, data: Any) -> None:
@@ -151,7 +137,7 @@ def main() -> int:
 
     entries_file = storage / "core.config_entries"
     if not entries_file.exists():
-        entries = asyncio.run(_entries(args, args.flexconnect_battery))
+        entries = asyncio.run(_entries(args))
         _write_store(
             entries_file,
             "core.config_entries",

@@ -1,23 +1,7 @@
 """Enode API simulator (batteries, version 2024-10-01), with its OAuth token endpoint.
 
-Serves ``POST /oauth2/token`` (HTTP Basic client credentials, ``grant_type=client_credentials``)
-and, with ``Authorization: Bearer <token>``: ``GET /batteries`` (``pageSize``, opaque ``after``
-cursor), ``GET /batteries/{id}``, ``POST /batteries/{id}/operation-mode``, ``GET
-/batteries/actions/{id}``, ``POST /batteries/actions/{id}/cancel`` and ``POST
-/batteries/{id}/refresh-hint``. Errors are problem documents ``{type, title, detail}``. An API
-request may name its version in ``Enode-Version``: one of ``API_VERSIONS`` (the replies are always
-2024-10-01's), anything else gets a 400 problem; without the header the default version applies.
-
-An Action goes PENDING -> CONFIRMED ``action_delay`` seconds after it was created, and the
-battery's ``config.operationMode`` changes then; a new Action for the same battery cancels the
-pending one; cancelling a resolved Action answers 409 with the Action. The charge state moves
-lazily (evaluated on each request): IMPORT_FOCUS charges, EXPORT_FOCUS discharges down to the
-``dischargeLimit``, the other modes drift toward zero power.
-
-Test hooks on ``app[SIM]`` (an :class:`EnodeSimulator`): ``batteries`` (Enode battery objects,
-change any field), ``fail_next_action``, ``expire_tokens()``, ``canned`` (fixed replies for the
-next requests to a path), ``physics`` (False freezes the charge state), ``api_versions`` (the
-``Enode-Version`` of every API request, None when missing); ``app[FAULTS]`` injects transport faults.
+The routes are in :func:`create_app`; :class:`EnodeSimulator` holds the state and the test hooks.
+Errors are problem documents ``{type, title, detail}``.
 """
 
 from __future__ import annotations
@@ -38,7 +22,7 @@ import uuid
 
 from aiohttp import web
 
-from .faults import Handler, new_app
+from .faults import Handler, new_app, take_next
 
 DEFAULT_PORT = 8083
 USER_ID = "4f6fecd0-bdae-49be-b6e8-ee442e1e3da9"
@@ -54,6 +38,8 @@ CAPABILITY_OF_MODE = {
 DEFAULT_SCOPES = ("battery:control:operation_mode", "battery:read:data", "battery:read:location")
 MAX_PAGE_SIZE = 100
 PROBLEMS = "https://developers.enode.com/api/problems/"
+# Accepted in Enode-Version (the replies are always 2024-10-01's); without the header the client's
+# default version applies.
 API_VERSIONS = ("2023-02-01", "2023-04-15", "2023-08-01", "2024-01-01", "2024-10-01")
 FOCUS_RATE_KW = 3.0  # how fast the focus modes charge / discharge
 RATE_TIME_CONSTANT_S = 60.0  # how fast chargeRate follows the mode
@@ -169,7 +155,18 @@ class Canned:
 
 @dataclass
 class EnodeSimulator:
-    """The state of the simulated Enode client: tokens, batteries, actions and the test hooks."""
+    """The state of the simulated Enode client: tokens, batteries, actions and the test hooks.
+
+    An Action goes PENDING -> CONFIRMED ``action_delay`` seconds after it was created, and the
+    battery's ``config.operationMode`` changes then; a new Action for the same battery cancels the
+    pending one. The charge state moves lazily (evaluated on each request): IMPORT_FOCUS charges,
+    EXPORT_FOCUS discharges down to the ``dischargeLimit``, the other modes drift toward zero power.
+
+    Test hooks: ``batteries`` (Enode battery objects, change any field), ``fail_next_action``,
+    ``expire_tokens()``, ``canned`` (fixed replies for the next requests to a path), ``physics``
+    (False freezes the charge state), ``api_versions`` (the ``Enode-Version`` of every API
+    request, None when missing); ``app[FAULTS]`` injects transport faults.
+    """
 
     client_id: str = "demo-client"
     client_secret: str = "demo-secret"  # noqa: S105 - the simulator's demo credentials
@@ -186,7 +183,6 @@ class EnodeSimulator:
     canned: list[Canned] = field(default_factory=list)
     received: list[tuple[str, str, object]] = field(default_factory=list)  # method, path, body
     token_requests: int = 0
-    refresh_hints: list[str] = field(default_factory=list)
     api_versions: list[str | None] = field(default_factory=list)  # Enode-Version per API request
     _due: dict[str, float] = field(default_factory=dict)  # pending action id -> due clock time
     _failing: set[str] = field(default_factory=set)
@@ -318,13 +314,7 @@ class EnodeSimulator:
 
     def take_canned(self, path: str) -> Canned | None:
         """Return the canned reply for ``path``, if one is queued."""
-        for canned in self.canned:
-            if path.startswith(canned.path):
-                canned.count -= 1
-                if canned.count <= 0:
-                    self.canned.remove(canned)
-                return canned
-        return None
+        return take_next(self.canned, path)
 
 
 SIM = web.AppKey("enode_sim", EnodeSimulator)
@@ -513,24 +503,6 @@ async def handle_action(request: web.Request) -> web.Response:
     return web.json_response(action)
 
 
-async def handle_cancel(request: web.Request) -> web.Response:
-    """``POST /batteries/actions/{id}/cancel``: 409 with the Action when already resolved."""
-    sim = request.app[SIM]
-    _, action = _find(request, sim.actions, "action_id", "action")
-    if action["state"] != "PENDING":
-        return web.json_response(action, status=409)
-    sim.cancel(action)
-    return web.json_response(action)
-
-
-async def handle_refresh_hint(request: web.Request) -> web.Response:
-    """``POST /batteries/{id}/refresh-hint``: 204."""
-    sim = request.app[SIM]
-    battery_id, _ = _find(request, sim.batteries, "battery_id", "battery")
-    sim.refresh_hints.append(battery_id)
-    return web.Response(status=204)
-
-
 def create_app(
     *,
     client_id: str = "demo-client",
@@ -543,6 +515,11 @@ def create_app(
     **options: Any,
 ) -> web.Application:
     """Return the Enode simulator app.
+
+    Serves ``POST /oauth2/token`` (HTTP Basic client credentials, ``grant_type=client_credentials``)
+    and, with ``Authorization: Bearer <token>``: ``GET /batteries`` (``pageSize``, opaque ``after``
+    cursor), ``GET /batteries/{id}``, ``POST /batteries/{id}/operation-mode`` and ``GET
+    /batteries/actions/{id}``.
 
     Args:
         client_id: The accepted client id.
@@ -573,10 +550,8 @@ def create_app(
     app.router.add_post("/oauth2/token", handle_token)
     app.router.add_get("/batteries", handle_list)
     app.router.add_get("/batteries/actions/{action_id}", handle_action)
-    app.router.add_post("/batteries/actions/{action_id}/cancel", handle_cancel)
     app.router.add_get("/batteries/{battery_id}", handle_battery)
     app.router.add_post("/batteries/{battery_id}/operation-mode", handle_operation_mode)
-    app.router.add_post("/batteries/{battery_id}/refresh-hint", handle_refresh_hint)
     return app
 
 

@@ -12,6 +12,7 @@ import asyncio
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from enum import StrEnum
+from typing import Protocol
 
 from aiohttp import web
 from aiohttp.typedefs import Middleware
@@ -27,6 +28,27 @@ class Fault(StrEnum):
     DROP = "drop"  # close the connection without an answer
     WRONG_TYPES = "wrong_types"  # 200 with valid JSON of the wrong shape (a list of strings)
     EMPTY = "empty"  # 200 with an empty body
+
+
+class Countdown(Protocol):
+    """A queued reply for the next ``count`` requests whose path starts with ``path``."""
+
+    count: int
+
+    @property
+    def path(self) -> str | None:
+        """Return the path prefix it applies to (None: every path)."""
+
+
+def take_next[QueuedT: Countdown](queue: list[QueuedT], path: str) -> QueuedT | None:
+    """Return the first entry of ``queue`` for a request to ``path``, using up one of its count."""
+    for queued in queue:
+        if queued.path is None or path.startswith(queued.path):
+            queued.count -= 1
+            if queued.count <= 0:
+                queue.remove(queued)
+            return queued
+    return None
 
 
 @dataclass(slots=True)
@@ -64,13 +86,7 @@ class FaultInjector:
 
     def take(self, path: str) -> _Queued | None:
         """Return the fault for a request to ``path``, if one is queued."""
-        for queued in self._queue:
-            if queued.path is None or path.startswith(queued.path):
-                queued.count -= 1
-                if queued.count <= 0:
-                    self._queue.remove(queued)
-                return queued
-        return None
+        return take_next(self._queue, path)
 
 
 FAULTS = web.AppKey("faults", FaultInjector)

@@ -1,20 +1,7 @@
 """FENECON FEMS / OpenEMS Edge REST/JSON API (Controller.Api.Rest.ReadWrite), two firmware families.
 
-``GET /rest/channel/<componentRegex>/<channelRegex>`` (full-match regexes; one match -> object,
-several -> array, none -> 404 with an empty body) and ``POST /rest/channel/<component>/<channel>``
-with ``{"value": x}`` (owner only; ``null`` releases at once). Every POST restarts ONE API timer;
-when it runs out, every written value is dropped. Physics are updated lazily on each request from
-the elapsed (injectable) clock time: PV follows a smooth curve, the house load varies, and on a
-hybrid system the battery power is the AC setpoint minus the DC-PV power.
-
-Errors follow the OpenEMS source of each family (``--firmware``):
-
-* ``2025.3`` (<= 2025.3, Jetty 9/11): OpenEMS exceptions become HTTP 400 (401 for a wrong
-  password) with a JSON-RPC error body; other exceptions (unknown channel, invalid regex) escape
-  to Jetty's 500 error page, which names the exception in a "CAUSED BY" row.
-* ``2026.x`` (>= 2025.4, Jetty 12): every exception becomes a 500 Jetty error page whose message is
-  ``<java class>: <message>``, as HTML, JSON or plain text by the ``Accept`` header (HTML by
-  default); an invalid regex is a 400 with an empty body.
+Reads with :func:`handle_get`, writes with :func:`handle_post`; the error replies follow the
+chosen :class:`Firmware` family.
 """
 
 from __future__ import annotations
@@ -50,7 +37,15 @@ _MAX_STEPS: Final = 1000
 
 
 class Firmware(enum.StrEnum):
-    """The two families of REST error replies."""
+    """The two families of REST error replies (``--firmware``), as in the OpenEMS source of each.
+
+    ``2025.3`` (<= 2025.3, Jetty 9/11): OpenEMS exceptions become HTTP 400 (401 for a wrong
+    password) with a JSON-RPC error body; other exceptions (unknown channel, invalid regex) escape
+    to Jetty's 500 error page, which names the exception in a "CAUSED BY" row. ``2026.x``
+    (>= 2025.4, Jetty 12): every exception becomes a 500 Jetty error page whose message is
+    ``<java class>: <message>``, as HTML, JSON or plain text by the ``Accept`` header (HTML by
+    default); an invalid regex is a 400 with an empty body.
+    """
 
     OLD = "2025.3"  # <= 2025.3: Jetty 9/11, JSON-RPC error bodies with 400/401
     NEW = "2026.x"  # >= 2025.4: Jetty 12, every error a 500 error page
@@ -86,7 +81,12 @@ ChannelDef = tuple[str, str, str, str, str]  # channel id, type, access mode, un
 
 
 class FemsSimulator:
-    """The simulated FEMS: components, channels, written values and physics."""
+    """The simulated FEMS: components, channels, written values and physics.
+
+    Physics are updated lazily on each request from the elapsed (injectable) clock time: PV
+    follows a smooth curve, the house load varies, and on a hybrid system the battery power is the
+    AC setpoint minus the DC-PV power.
+    """
 
     def __init__(
         self,
@@ -156,7 +156,10 @@ class FemsSimulator:
         self._started = self.clock()
 
     def write(self, address: str, value: Any) -> None:
-        """Queue a value (None or "" releases the channel) and restart the API timer."""
+        """Queue a value (None or "" releases the channel) and restart the API timer.
+
+        There is ONE API timer; when it runs out, every written value is dropped (``advance``).
+        """
         self.advance()
         if value is None or value == "":
             self.written.pop(address, None)
@@ -584,7 +587,11 @@ def _pattern_error(err: re.error, pattern: str) -> JavaError:
 
 
 async def handle_get(request: web.Request) -> web.StreamResponse:
-    """Read channels by component and channel regex."""
+    """``GET /rest/channel/<componentRegex>/<channelRegex>``: read channels (any role).
+
+    The regexes must match in full; one match is an object, several an array, none a 404 with an
+    empty body.
+    """
     try:
         _role(request)  # every role may read
         patterns = []
@@ -615,7 +622,7 @@ async def handle_get(request: web.Request) -> web.StreamResponse:
 
 
 async def handle_post(request: web.Request) -> web.StreamResponse:
-    """Write one channel: ``{"value": x}``; null releases it."""
+    """``POST /rest/channel/<component>/<channel>`` ``{"value": x}`` (owner only); null releases."""
     try:
         await _post(request)
     except JavaError as err:

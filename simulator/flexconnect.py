@@ -1,32 +1,9 @@
 """FlexHome FlexConnect development client (FlexCloudClient) simulator.
 
-Serves what the vendor's "First Steps" guide documents: ``GET /``, ``/version``, ``/doc`` and
-``POST /app/v1/{ApiListRequest, BatteryStateRequest, BatteryControlRequest,
-BatteryControlModifyRequest}``, with protobuf-JSON style replies (zero fields omitted, some 64-bit
-numbers as strings, negative and positive scales).
-
-Behaviour that is not documented publicly and is assumed here (the client in
-``custom_components/battery_bridge/api/flexconnect.py`` expects the same):
-
-* an unknown battery id gets HTTP 404 with ``{"header": {"reqId": n}, "error": {"code":
-  "NOT_FOUND", "message": "..."}}``; a malformed request gets HTTP 400 with code
-  ``INVALID_ARGUMENT``; a setpoint beyond the battery's power gets HTTP 400 ``OUT_OF_RANGE``;
-* ids are matched exactly (the real ids are upper-case hexadecimal SKIs);
-* ``GET /version`` returns ``{"name": "FlexCloudClient", "version": "..."}``;
-* the stateOfOperation names (used with ``enum_names``) are NORMAL, STANDBY,
-  TEMPORARILY_NOT_READY, OFF, FAILURE.
-
-A modify request becomes the desired instruction at once and the current one after ``latency``
-seconds (not while the battery is off or failed); controlState follows the current mode. The
-stored energy moves with the current setpoint (+ = charging, FlexConnect's sign), sped up by
-``speedup``, evaluated lazily on each request. The simulator has no meter, so in PCC and AUTO mode
-it also treats the setpoint as battery power.
-
-Test hooks on ``app[FLEXCONNECT]`` (a :class:`FlexConnectSimulator`): ``set_operation_state``,
-``enum_names``, ``omit`` (names of messages to leave out), ``reply_req_id`` (echo another reqId),
-``canned`` (send a fixed reply for a request name or ``"version"``), ``received`` (request bodies),
-``empty_modify_reply`` (answer an accepted modify request with an empty 200 body, which the guide
-calls success, instead of the header-only object).
+Serves what the vendor's "First Steps" guide documents (``GET /``, ``/version``, ``/doc``,
+``POST /app/v1/<request>``), with protobuf-JSON style replies (zero fields omitted, some 64-bit
+numbers as strings, negative and positive scales). Where the guide says nothing, it assumes what
+``custom_components/battery_bridge/api/flexconnect.py`` expects (noted at each place).
 """
 
 from __future__ import annotations
@@ -124,7 +101,21 @@ class Canned:
 
 @dataclass
 class FlexConnectSimulator:
-    """The state of the simulated development client and its batteries, plus the test hooks."""
+    """The state of the simulated development client and its batteries, plus the test hooks.
+
+    A modify request becomes the desired instruction at once and the current one after
+    ``latency`` seconds (not while the battery is off or failed); controlState follows the current
+    mode. The stored energy moves with the current setpoint (+ = charging, FlexConnect's sign),
+    sped up by ``speedup``, evaluated lazily on each request. There is no meter, so PCC and AUTO
+    mode also treat the setpoint as battery power.
+
+    Test hooks: ``set_operation_state``, ``enum_names`` (enums as names: the stateOfOperation
+    names NORMAL, STANDBY, TEMPORARILY_NOT_READY, OFF, FAILURE are assumed), ``omit`` (names of
+    messages to leave out), ``reply_req_id`` (echo another reqId), ``canned`` (a fixed reply for a
+    request name or ``"version"``), ``received`` (request bodies), ``empty_modify_reply`` (answer
+    an accepted modify request with an empty 200 body, which the guide calls success, instead of
+    the header-only object).
+    """
 
     latency: float = 5.0
     version: str = "1.4.2"
@@ -344,7 +335,11 @@ def _device_ski(body: dict[str, Any]) -> str:
 
 
 def _modify(sim: FlexConnectSimulator, battery: SimBattery, body: dict[str, Any]) -> None:
-    """Apply a BatteryControlModifyRequest body; raise BadRequestError for invalid values."""
+    """Apply a BatteryControlModifyRequest body; raise BadRequestError for invalid values.
+
+    A malformed request is a 400 ``INVALID_ARGUMENT``, a setpoint beyond the battery's power a 400
+    ``OUT_OF_RANGE`` (assumed).
+    """
     mode = _mode(body.get("controlMode"))
     setpoint: int | None = None
     if body.get("setpointPower") is not None:
@@ -356,7 +351,12 @@ def _modify(sim: FlexConnectSimulator, battery: SimBattery, body: dict[str, Any]
 
 
 def _handle(sim: FlexConnectSimulator, name: str, body: object) -> web.Response:
-    """Answer one /app/v1 request; raise BadRequestError for a malformed one."""
+    """Answer one /app/v1 request; raise BadRequestError for a malformed one.
+
+    Assumed, as the client expects (not documented publicly): an unknown battery id gets HTTP 404
+    with ``{"header": {"reqId": n}, "error": {"code": "NOT_FOUND", "message": "..."}}``; ids are
+    matched exactly (the real ids are upper-case hexadecimal SKIs).
+    """
     request, req_id = _header_req_id(body)
     if name in sim.canned:
         return _canned(sim.canned[name])
@@ -398,6 +398,7 @@ async def _app_request(request: web.Request) -> web.Response:
 
 
 async def _version(request: web.Request) -> web.Response:
+    """``GET /version``: ``{"name": "FlexCloudClient", "version": ...}`` (the shape is assumed)."""
     sim = request.app[FLEXCONNECT]
     if "version" in sim.canned:
         return _canned(sim.canned["version"])

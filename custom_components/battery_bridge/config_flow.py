@@ -1,12 +1,6 @@
 """Config flow for Battery Bridge: one code path for every backend spec (api/registry.py).
 
-One config entry per backend client; each battery is a ``battery`` subentry (data
-``{"battery_id": ...}``, unique id = battery id, title = its name), so the UI adds and removes
-batteries with their devices and one reauthentication covers every battery of an account. A spec's
-config fields are the form of the step named after its kind; its batteries are typed, listed (then
-chosen) or named by a setting. A backend with ``async_probe_write`` is probed, and a read-only
-entry is confirmed first. Reauthentication, reconfiguration and options reload the entry, unless
-the runtime's update listener does (Home Assistant does not want both).
+One config entry per backend client, one ``battery`` subentry per battery (``_subentries``).
 """
 
 from __future__ import annotations
@@ -228,6 +222,11 @@ def _split_ids(spec: BackendSpec, text: str) -> list[str]:
 
 
 def _subentries(batteries: Iterable[BatteryInfo]) -> list[ConfigSubentryData]:
+    """Return one ``battery`` subentry per battery (unique id = battery id, title = its name).
+
+    With batteries as subentries, the UI adds and removes them with their devices, and one
+    reauthentication covers every battery of an account.
+    """
     return [
         ConfigSubentryData(
             data={CONF_BATTERY_ID: info.battery_id},
@@ -382,7 +381,9 @@ class BatteryBridgeConfigFlow(ConfigFlow, domain=DOMAIN):
     """Set up a backend: menu, the backend's step, then its batteries; reauth, reconfigure.
 
     The steps named after a backend kind (``<kind>``, ``<kind>_batteries``, ``<kind>_read_only``,
-    ``reconfigure_<kind>``) are found by ``__getattr__`` and run generic code with its spec.
+    ``reconfigure_<kind>``) are found by ``__getattr__`` and run generic code with its spec: its
+    config fields are the form of the step ``<kind>``; its batteries are typed, listed (then
+    chosen) or named by a setting.
     """
 
     VERSION = 1

@@ -1,15 +1,4 @@
-"""Add batteries that appear on a backend account after set-up (dynamic devices).
-
-Only a backend whose spec lists batteries (Enode) gains new ones; typed batteries (FlexConnect)
-and an entry's one battery (FEMS) do not. Every ``CHECK_INTERVAL`` and once at set-up, the account's
-batteries are listed (the first time ``FIRST_CHECK_DELAY`` after set-up, when the entry is loaded
-and Home Assistant has started); each battery that is neither configured nor declined becomes a battery
-subentry, so its device and entities appear after the entry reloads.
-
-"Declined" batteries (entry data ``declined_batteries``) are those the user left out in the config
-flow or removed later; they are never added by themselves, only with *Add battery*, which takes
-them off the list again.
-"""
+"""Add batteries that appear on a backend account after set-up (dynamic devices)."""
 
 from __future__ import annotations
 
@@ -32,7 +21,11 @@ FIRST_CHECK_DELAY: Final = timedelta(seconds=30)
 
 
 def declined_battery_ids(entry: ConfigEntry) -> set[str]:
-    """Return the ids of the batteries that are not to be added by themselves."""
+    """Return the ids of the batteries that are not to be added by themselves.
+
+    Those the user left out in the config flow or removed later; only *Add battery* adds them,
+    which takes them off the list again.
+    """
     return set(entry.data.get(CONF_DECLINED_BATTERIES, ()))
 
 
@@ -40,7 +33,13 @@ def declined_battery_ids(entry: ConfigEntry) -> set[str]:
 def async_watch_account(
     hass: HomeAssistant, entry: ConfigEntry, backend: Backend, kind: str
 ) -> None:
-    """Look for new batteries soon and every ``CHECK_INTERVAL`` while the entry is loaded."""
+    """Look for new batteries soon and every ``CHECK_INTERVAL`` while the entry is loaded.
+
+    Only a backend whose spec lists batteries (Enode) gains new ones; typed batteries (FlexConnect)
+    and an entry's one battery (FEMS) do not. The first check runs ``FIRST_CHECK_DELAY`` after
+    set-up; each listed battery that is neither configured nor declined becomes a battery
+    subentry, so its device and entities appear after the entry reloads.
+    """
     if not backend_spec(kind).lists_batteries:
         return
 

@@ -8,8 +8,6 @@ import base64
 from collections.abc import Awaitable, Callable
 import copy
 from datetime import UTC, datetime
-import hashlib
-import hmac
 import math
 from typing import Any
 
@@ -42,7 +40,6 @@ from custom_components.battery_bridge.api.enode import (
     EnodeBattery,
     parse_action,
     parse_battery,
-    verify_webhook_signature,
 )
 from simulator import __main__ as simulator_main, enode as enode_sim
 from simulator.enode import ENPHASE_ID, POWERWALL_ID, SIM, Canned, EnodeSimulator, make_battery
@@ -257,6 +254,20 @@ async def test_401_mid_session_refreshes_once_and_retries(
     assert snapshot.info.battery_id == POWERWALL_ID
     assert sim.token_requests == 2
     assert requests_to(server, "GET", f"/batteries/{POWERWALL_ID}") == 3  # ok, 401, ok
+
+
+async def test_requests_refused_at_once_fetch_one_new_token(
+    serve: Serve, session: aiohttp.ClientSession
+) -> None:
+    sim, server = await serve()
+    backend = make_backend(session, server)
+    await backend.async_get_snapshot(POWERWALL_ID)
+    sim.expire_tokens()
+    snapshots = await asyncio.gather(
+        backend.async_get_snapshot(POWERWALL_ID), backend.async_get_snapshot(ENPHASE_ID)
+    )
+    assert [s.info.battery_id for s in snapshots] == [POWERWALL_ID, ENPHASE_ID]
+    assert sim.token_requests == 2  # the second refused request uses the first one's new token
 
 
 async def test_401_after_a_new_token_is_an_auth_error(
@@ -596,8 +607,6 @@ async def test_unknown_battery(serve: Serve, session: aiohttp.ClientSession) -> 
         await backend.async_get_snapshot("")
     with pytest.raises(UnknownBatteryError):
         await backend.async_apply("nope", ControlCommand(ControlMode.TIME_OF_USE))
-    with pytest.raises(UnknownBatteryError):
-        await backend.async_refresh_hint("nope")
 
 
 async def test_battery_ids_are_quoted_in_paths(
@@ -712,62 +721,13 @@ async def test_new_command_replaces_the_tracked_action(
     assert snapshot.control.desired.mode is ControlMode.TIME_OF_USE
 
 
-async def test_cancel(serve: Serve, session: aiohttp.ClientSession, clock: ManualClock) -> None:
+async def test_get_action_errors(serve: Serve, session: aiohttp.ClientSession) -> None:
     _, server = await serve()
     backend = make_backend(session, server)
-    await backend.async_apply(ENPHASE_ID, ControlCommand(ControlMode.EXPORT_FOCUS))
-    action = backend.tracked_action(ENPHASE_ID)
-    assert action is not None
-    cancelled = await backend.async_cancel_action(action.id)
-    assert cancelled.state is CommandStatus.CANCELLED
-    assert cancelled.completed_at is not None
-    snapshot = await backend.async_get_snapshot(ENPHASE_ID)
-    assert snapshot.control.command_status is CommandStatus.CANCELLED
-    # already resolved: 409 with the Action, returned as it is
-    again = await backend.async_cancel_action(action.id)
-    assert again == cancelled
-    clock.advance(10)
-    snapshot = await backend.async_get_snapshot(ENPHASE_ID)
-    assert snapshot.control.current is not None
-    assert snapshot.control.current.mode is ControlMode.SELF_RELIANCE  # never applied
-
-
-async def test_cancel_of_a_confirmed_action_returns_it(
-    serve: Serve, session: aiohttp.ClientSession, clock: ManualClock
-) -> None:
-    _, server = await serve()
-    backend = make_backend(session, server)
-    await backend.async_apply(POWERWALL_ID, ControlCommand(ControlMode.TIME_OF_USE))
-    action = backend.tracked_action(POWERWALL_ID)
-    assert action is not None
-    clock.advance(6)
-    resolved = await backend.async_cancel_action(action.id)
-    assert resolved.state is CommandStatus.CONFIRMED
-    assert resolved.target_mode is ControlMode.TIME_OF_USE
-    assert resolved.target_id == POWERWALL_ID
-    tracked = backend.tracked_action(POWERWALL_ID)
-    assert tracked is not None and tracked.state is CommandStatus.CONFIRMED
-
-
-async def test_cancel_errors(serve: Serve, session: aiohttp.ClientSession) -> None:
-    sim, server = await serve()
-    backend = make_backend(session, server)
-    with pytest.raises(NotSupportedError, match="unknown action"):
-        await backend.async_cancel_action("no-such-action")
     with pytest.raises(NotSupportedError, match="unknown action"):
         await backend.async_get_action("no-such-action")
     with pytest.raises(UnknownBatteryError):
         await backend.async_get_action("")
-    problem = {"type": "x", "title": "Conflict", "detail": "Action is locked"}
-    sim.canned.append(Canned("/batteries/actions/a1/cancel", 409, problem))
-    with pytest.raises(CommandRejectedError, match="Action is locked"):
-        await backend.async_cancel_action("a1")
-    sim.canned.append(Canned("/batteries/actions/a1/cancel", 409, raw=b"conflict"))
-    with pytest.raises(CommandRejectedError, match=r"HTTP 409$"):
-        await backend.async_cancel_action("a1")
-    sim.canned.append(Canned("/batteries/actions/a1/cancel", 200, {"id": "a1"}))
-    with pytest.raises(ProtocolError, match="state"):
-        await backend.async_cancel_action("a1")
 
 
 async def test_forgotten_action_is_no_longer_tracked(
@@ -853,15 +813,6 @@ async def test_get_request_refused_is_a_protocol_error(
     sim.canned.append(Canned(f"/batteries/{POWERWALL_ID}", 400, {"title": "Bad Request"}))
     with pytest.raises(ProtocolError, match="Bad Request"):
         await make_backend(session, server).async_get_snapshot(POWERWALL_ID)
-
-
-async def test_refresh_hint(serve: Serve, session: aiohttp.ClientSession) -> None:
-    sim, server = await serve()
-    backend = make_backend(session, server)
-    await backend.async_refresh_hint(ENPHASE_ID)
-    assert sim.refresh_hints == [ENPHASE_ID]
-    sim.canned.append(Canned(f"/batteries/{ENPHASE_ID}/refresh-hint", 202, {"ok": True}))
-    await backend.async_refresh_hint(ENPHASE_ID)
 
 
 # --------------------------------------------------------------------------------------------------
@@ -1113,33 +1064,6 @@ def test_parse_action_failure_reason(reason: object, expected: str | None) -> No
 def test_parse_action_wrong_types(data: object) -> None:
     with pytest.raises(ProtocolError):
         parse_action(data)
-
-
-def _signature(secret: str, body: bytes) -> str:
-    return "sha1=" + hmac.new(secret.encode(), body, hashlib.sha1).hexdigest()
-
-
-def test_webhook_signature() -> None:
-    secret = "whsec-0123456789abcdef"  # noqa: S105 - test data
-    body = b'[{"event": "user:battery:updated"}]'
-    good = _signature(secret, body)
-    assert verify_webhook_signature(secret, body, good)
-    assert verify_webhook_signature(secret, body, good.upper().replace("SHA1=", "sha1="))
-    assert verify_webhook_signature(secret, body, f"  {good}  ")
-    assert not verify_webhook_signature(secret, body + b" ", good)  # tampered body
-    assert not verify_webhook_signature("other-secret", body, good)
-    assert not verify_webhook_signature("", body, _signature("", body))
-    for header in (
-        None,
-        "",
-        good.removeprefix("sha1="),  # no scheme
-        "sha256=" + good.removeprefix("sha1="),
-        good[:-1],  # too short
-        good[:-1] + "g",  # not hex
-        "sha1=",
-        "sha1=ü" * 40,
-    ):
-        assert not verify_webhook_signature(secret, body, header)
 
 
 # --------------------------------------------------------------------------------------------------
@@ -1463,11 +1387,7 @@ async def test_every_api_request_pins_the_api_version(
     await backend.async_list_batteries()
     await backend.async_apply(ENPHASE_ID, ControlCommand(ControlMode.EXPORT_FOCUS))
     await backend.async_get_snapshot(ENPHASE_ID)  # polls the pending action too
-    action = backend.tracked_action(ENPHASE_ID)
-    assert action is not None
-    await backend.async_cancel_action(action.id)
-    await backend.async_refresh_hint(ENPHASE_ID)
-    assert len(sim.api_versions) == 6  # the token request is not an API request
+    assert len(sim.api_versions) == 4  # the token request is not an API request
     assert set(sim.api_versions) == {enode_api.API_VERSION}
     assert enode_api.API_VERSION == "2024-10-01"
 
@@ -1557,8 +1477,6 @@ ENDPOINTS: dict[str, str] = {
     "battery": f"/batteries/{POWERWALL_ID}",
     "apply": f"/batteries/{ENPHASE_ID}/operation-mode",
     "action": f"/batteries/actions/{ACTION_ID}",
-    "cancel": f"/batteries/actions/{ACTION_ID}/cancel",
-    "refresh": f"/batteries/{ENPHASE_ID}/refresh-hint",
 }
 HTML = b"<html><head><title>502 Bad Gateway</title></head><body>nginx</body></html>"
 ODD_BODIES: dict[str, tuple[bytes, str]] = {
@@ -1577,8 +1495,8 @@ ODD_BODIES: dict[str, tuple[bytes, str]] = {
 STATUSES = (200, 400, 401, 403, 404, 409, 429, 500, 502, 503)
 
 
-def enode_expected(endpoint: str, status: int, kind: str) -> type[BackendError] | None:
-    """Return the documented error of an odd reply (None: accepted)."""
+def enode_expected(endpoint: str, status: int, kind: str) -> type[BackendError]:
+    """Return the documented error of an odd reply."""
     if kind == "huge":
         return ProtocolError  # over the 1 MiB cap, whatever the status
     if endpoint == "token" and status in (400, 401, 403):
@@ -1593,16 +1511,11 @@ def enode_expected(endpoint: str, status: int, kind: str) -> type[BackendError] 
         return {
             "battery": UnknownBatteryError,
             "apply": UnknownBatteryError,
-            "refresh": UnknownBatteryError,
             "action": NotSupportedError,
-            "cancel": NotSupportedError,
         }.get(endpoint, ProtocolError)
     if status in (400, 409):
-        return CommandRejectedError if endpoint in ("apply", "cancel", "refresh") else ProtocolError
-    # 200: refresh-hint ignores any JSON (or an empty body); everything else must parse
-    if endpoint == "refresh" and kind in ("empty", "blank", "list", "object"):
-        return None
-    return ProtocolError
+        return CommandRejectedError if endpoint == "apply" else ProtocolError
+    return ProtocolError  # 200: every reply must parse
 
 
 async def call_enode(backend: EnodeBackend, endpoint: str) -> None:
@@ -1615,12 +1528,8 @@ async def call_enode(backend: EnodeBackend, endpoint: str) -> None:
             await backend.async_get_snapshot(POWERWALL_ID)
         case "apply":
             await backend.async_apply(ENPHASE_ID, ControlCommand(ControlMode.EXPORT_FOCUS))
-        case "action":
-            await backend.async_get_action(ACTION_ID)
-        case "cancel":
-            await backend.async_cancel_action(ACTION_ID)
         case _:
-            await backend.async_refresh_hint(ENPHASE_ID)
+            await backend.async_get_action(ACTION_ID)
 
 
 @pytest.mark.parametrize("kind", list(ODD_BODIES))
@@ -1635,9 +1544,6 @@ async def test_fuzz_odd_replies_on_every_endpoint(
         sim.canned[:] = [Canned(ENDPOINTS[endpoint], status, raw=body, content_type=content_type)]
         sim.canned[0].count = 2  # a 401 is retried once with a new token
         expected = enode_expected(endpoint, status, kind)
-        if expected is None:
-            await call_enode(backend, endpoint)
-            continue
         with pytest.raises(BackendError) as caught:
             await call_enode(backend, endpoint)
         assert type(caught.value) is expected, (status, caught.value)
@@ -1677,8 +1583,8 @@ async def test_fuzz_random_replies_end_in_backend_errors(
     except BackendError as err:  # anything else fails the test
         error = err
     if error is None:
-        assert status == 200 or (endpoint, status) == ("cancel", 409)
+        assert status == 200
         return
     assert_no_secrets(error)
-    if status != 200 and len(body) < 1000 and (endpoint, status) != ("cancel", 409):
+    if status != 200 and len(body) < 1000:
         assert type(error) is enode_expected(endpoint, status, "any")

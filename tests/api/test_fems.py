@@ -499,7 +499,7 @@ async def test_post_error_mapping(
         await backend.async_apply("ess0", ControlCommand(ControlMode.AUTO))
     assert len(str(info.value)) < 400
     assert_no_secret(info.value)
-    assert backend._written is None  # a failed write is not remembered
+    assert backend._timer.written is None  # a failed write is not remembered
 
 
 async def test_server_message_is_scrubbed(
@@ -615,9 +615,9 @@ async def test_every_error_case(
         assert type(info.value) is error
         assert_no_secret(info.value)
     with pytest.raises(CommandRejectedError, match="Value is missing"):
-        await owner._request("POST", "ess0", "SetActivePowerEquals", {"val": 1})
+        await owner._rest.async_request("POST", "ess0", "SetActivePowerEquals", {"val": 1})
     with pytest.raises(ProtocolError, match=r"HTTP (400|500)"):
-        await owner._request("GET", "_sum", "Ess(Soc")  # an invalid regex
+        await owner._rest.async_request("GET", "_sum", "Ess(Soc")  # an invalid regex
     with pytest.raises(NotSupportedError, match="HTTP 404") as info:
         await owner._get((ChannelSpec("ess7", "Soc", ChannelKind.PERCENT),))  # matches nothing
     assert type(info.value) is NotSupportedError
@@ -818,8 +818,8 @@ async def test_shared_api_timer_expires(
     assert desired.mode is ControlMode.AUTO
     assert desired.setpoint_w is None
     assert desired.timestamp is not None
-    assert backend._last_post is not None
-    assert desired.timestamp == backend._last_post[1] + timedelta(seconds=30)
+    assert backend._timer.last_post is not None
+    assert desired.timestamp == backend._timer.last_post[1] + timedelta(seconds=30)
     # The setpoint held until the timer fired, 30 s after the last POST (50 s after the write).
     assert snapshot.state.energy_discharged_wh == pytest.approx(3_202_108 + 4000 * 50 / 3600, abs=1)
 
@@ -1554,7 +1554,7 @@ BODIES = (
 )
 def test_fuzz_error_classification(status: int, body: bytes, method: str) -> None:
     backend = FemsBackend(MagicMock(), "fems.invalid", 80, OWNER)
-    err = backend._error(status, body, method, f"{method} /rest/channel/x/y")
+    err = backend._rest.error(status, body, method, f"{method} /rest/channel/x/y")
     assert type(err) in DOCUMENTED
     assert len(str(err)) < 400
     assert_no_secret(err)

@@ -199,7 +199,7 @@ async def test_request_shape_matches_vendor_example(setup: Setup) -> None:
 
 
 async def test_req_id_wraps(setup: Setup) -> None:
-    setup.backend._req_id = 2**31 - 1
+    setup.backend._client._req_id = 2**31 - 1
     await setup.backend.async_get_snapshot(BAT1)
     assert setup.bodies(STATE_REQUEST)[0]["header"]["reqId"] == 1
 
@@ -211,7 +211,7 @@ async def test_req_id_mismatch_is_protocol_error(setup: Setup) -> None:
 
 
 async def test_req_id_echo_as_string_is_accepted(setup: Setup) -> None:
-    next_id = setup.backend._req_id + 1
+    next_id = setup.backend._client._req_id + 1
     setup.sim.canned[STATE_REQUEST] = Canned(body={"header": {"reqId": str(next_id)}})
     snapshot = await setup.backend.async_get_snapshot(BAT1)  # 64-bit numbers as strings
     assert snapshot.state == BatteryState()
@@ -282,7 +282,7 @@ async def test_vendor_documented_replies_over_the_wire(setup: Setup) -> None:
     setup.sim.canned[STATE_REQUEST] = Canned(body=state_reply)
     setup.sim.canned[CONTROL_REQUEST] = Canned(body=control_reply)
     # the canned replies echo reqId 1234: start the client's counter just below it
-    setup.backend._req_id = 1233
+    setup.backend._client._req_id = 1233
     with pytest.raises(ProtocolError, match="reqId"):  # the state reply matches, control not
         await setup.backend.async_get_snapshot(BAT1)
     del state_reply["header"]

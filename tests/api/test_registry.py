@@ -67,7 +67,7 @@ def test_fems_spec() -> None:
     backend = spec.create({"host": "fems.lan", "password": "user"}, SESSION)
     assert isinstance(backend, FemsBackend)
     assert isinstance(backend, WriteProbe)
-    assert str(backend._base) == "http://fems.lan/rest"  # port 80
+    assert str(backend._rest.base) == "http://fems.lan/rest"  # port 80
     assert backend._ess_id == "ess0"
     assert backend._can_write is True
     read_only = spec.create(

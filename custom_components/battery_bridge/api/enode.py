@@ -1,50 +1,8 @@
 """Enode: batteries of any supported vendor through the Enode cloud API (version 2024-10-01).
 
-Authentication:
-    OAuth 2.0 client credentials. ``POST <token URL>`` with HTTP Basic ``client_id:client_secret``
-    and the form ``grant_type=client_credentials`` returns ``{access_token, expires_in,
-    token_type: "bearer"}``. The token is cached until 60 s (or 10 % of its lifetime, whichever is
-    less) before it expires; fetches are serialised with a lock. A 401 from the API drops the token
-    and the request is retried once with a new one. A 400/401/403 from the token endpoint is an
-    ``AuthError``. Every API request carries ``Enode-Version: 2024-10-01`` (``API_VERSION``),
-    the version the parsers are written for, so the client's default version (set in the Enode
-    dashboard) does not matter.
-
-Reads:
-    ``GET /batteries`` (paginated: ``pageSize``, opaque cursor ``pagination.after`` followed until
-    null; a repeated cursor is a ``ProtocolError``) and ``GET /batteries/{id}``. Enode units are
-    kW, kWh and percent; ``chargeRate`` is positive while the battery CHARGES, so ``power_w`` is
-    ``-chargeRate * 1000`` (Battery Bridge: + = discharging). Every nullable field reads as None.
-    A mode is settable when ``capabilities.<mode>.isCapable`` is true and, when the battery lists
-    its ``scopes``, the scope ``battery:control:operation_mode`` was granted. Timestamps are RFC
-    3339 in every form (``Z``/``z``/offsets, ``T``/``t``, any fraction); one without an offset is
-    read as UTC; anything else is a ``ProtocolError``.
-
-Writes:
-    ``POST /batteries/{id}/operation-mode {"operationMode": ...}`` creates an Action that Enode
-    retries until the battery reports the mode (or times out). The client tracks the last Action it
-    created per battery: each snapshot polls ``GET /batteries/actions/{id}`` while it is PENDING and
-    afterwards keeps reporting its final state (CONFIRMED / FAILED / CANCELLED) without polling it
-    again. ``control.desired`` is the Action's target only while it is PENDING, because the
-    controller builds new commands on ``desired``; a FAILED or CANCELLED target never took effect.
-    A new Action replaces the tracked one (Enode cancels the previous one itself). Before writing,
-    the mode is checked against the capabilities of the last battery object this client parsed
-    (from a snapshot or the list); without one it GETs the battery first.
-
-Errors:
-    Problem documents (``application/json`` or ``application/problem+json`` with ``type``,
-    ``title``, ``detail``) give their ``detail`` (else ``title``) to the message. 401/403 ->
-    ``AuthError``; 404 on a battery path -> ``UnknownBatteryError``, on an action path ->
-    ``NotSupportedError``, on the list -> ``ProtocolError`` (no Enode API at that URL); 429 ->
-    ``RateLimitedError`` with ``Retry-After`` (seconds or an HTTP-date); 408 and 5xx, timeouts
-    and connection errors -> ``CannotConnectError``; other refused writes -> ``CommandRejectedError``
-    (other 4xx of the token endpoint and of reads: ``ProtocolError``); HTML pages, empty or
-    non-JSON bodies, bodies over 1 MiB and wrong types -> ``ProtocolError``. Messages never
-    contain the client secret, an access token or an Authorization header (texts are scrubbed).
-
-Webhooks:
-    ``verify_webhook_signature`` checks ``x-enode-signature: sha1=<hex HMAC-SHA1(secret, body)>``
-    over the raw body.
+OAuth 2.0 client credentials (``_EnodeApi``); reads ``GET /batteries`` and ``GET /batteries/{id}``;
+writes an operation mode, which Enode turns into an Action that the snapshots track
+(``_ActionTracker``).
 """
 
 from __future__ import annotations
@@ -56,11 +14,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from enum import Enum
-import hashlib
-import hmac
 import logging
 import math
-import re
 import time
 from typing import Any, ClassVar, Final
 from urllib.parse import quote
@@ -175,7 +130,6 @@ _ACTION_STATES: Final[dict[str, CommandStatus]] = {
     "FAILED": CommandStatus.FAILED,
     "CANCELLED": CommandStatus.CANCELLED,
 }
-_HEX40: Final = re.compile(r"[0-9a-fA-F]{40}")
 
 
 # --------------------------------------------------------------------------------------------------
@@ -260,6 +214,10 @@ def _optional_number(
 
 
 def _optional_time(parent: Mapping[str, Any], key: str, field: str) -> datetime | None:
+    """Return an RFC 3339 timestamp in any form (``Z``/``z``/offsets, ``T``/``t``, any fraction).
+
+    One without an offset is read as UTC; anything else is a ``ProtocolError``.
+    """
     text = _optional_str(parent, key, field)
     if text is None:
         return None
@@ -283,7 +241,11 @@ def parse_battery(data: object) -> EnodeBattery:
         data: The decoded JSON of ``GET /batteries/{id}`` (or one item of the list).
 
     Returns:
-        Info, state, the current operation mode and the settable modes.
+        Info, state, the current operation mode and the settable modes. Enode units are kW, kWh
+        and percent; ``chargeRate`` is positive while the battery CHARGES, so ``power_w`` is
+        ``-chargeRate * 1000``. Every nullable field reads as None. A mode is settable when
+        ``capabilities.<mode>.isCapable`` is true and, when the battery lists its ``scopes``, the
+        scope ``battery:control:operation_mode`` was granted.
 
     Raises:
         ProtocolError: The object has no id, or a member has the wrong type.
@@ -364,7 +326,7 @@ def parse_action(data: object) -> EnodeAction:
     """Return the Action of an ``OperationModeAction`` object.
 
     Args:
-        data: The decoded JSON of an Action (create, get, cancel or a 409 reply).
+        data: The decoded JSON of an Action (as created or as got).
 
     Returns:
         The action; a missing or unknown target mode reads as ``ControlMode.UNKNOWN``.
@@ -402,29 +364,8 @@ def _problem_message(payload: object) -> str:
     return ""
 
 
-def verify_webhook_signature(secret: str, body: bytes, header: str | None) -> bool:
-    """Return True when ``x-enode-signature`` matches the raw body.
-
-    Args:
-        secret: The secret given to Enode when the webhook was created.
-        body: The raw request body, exactly as received.
-        header: The ``x-enode-signature`` header, ``sha1=<hex HMAC-SHA1(secret, body)>``.
-
-    Returns:
-        True for a matching signature; False for a wrong, missing or malformed one.
-    """
-    if not secret or not header:
-        return False
-    scheme, separator, digest = header.strip().partition("=")
-    digest = digest.strip()
-    if not separator or scheme.strip().lower() != "sha1" or not _HEX40.fullmatch(digest):
-        return False
-    expected = hmac.new(secret.encode("utf-8"), body, hashlib.sha1).hexdigest()
-    return hmac.compare_digest(expected, digest.lower())
-
-
 # --------------------------------------------------------------------------------------------------
-# The backend
+# The authorised request sender (OAuth token cache, error classification)
 # --------------------------------------------------------------------------------------------------
 
 
@@ -436,10 +377,256 @@ class _Target(Enum):
     ACTION = "action"
 
 
+class _EnodeApi:
+    """Sends API requests with a cached client-credentials token and maps failed replies to errors.
+
+    ``POST <token URL>`` with HTTP Basic ``client_id:client_secret`` and the form
+    ``grant_type=client_credentials`` returns ``{access_token, expires_in, token_type: "bearer"}``.
+    Error replies are problem documents (``type``, ``title``, ``detail``); messages never contain
+    the client secret, an access token or an Authorization header (texts are scrubbed).
+    """
+
+    def __init__(
+        self,
+        session: aiohttp.ClientSession,
+        client_id: str,
+        client_secret: str,
+        *,
+        api_url: str,
+        token_url: str,
+        request_timeout: float,
+    ) -> None:
+        self._session = session
+        self.api_url = api_url
+        self.token_url = token_url
+        basic = base64.b64encode(f"{client_id}:{client_secret}".encode()).decode("ascii")
+        self._basic = f"Basic {basic}"
+        self._request_timeout = request_timeout
+        self._token_lock = asyncio.Lock()
+        self._token: str | None = None
+        self._token_expires = 0.0
+        self._secrets: tuple[str, ...] = tuple(s for s in (client_secret, basic) if s)
+        self._tokens: deque[str] = deque(maxlen=_MAX_TOKENS_REMEMBERED)
+
+    def forget_token(self) -> None:
+        """Drop the cached token: the next request fetches a new one."""
+        self._token = None
+
+    async def async_request(
+        self,
+        method: str,
+        path: str,
+        what: str,
+        target: _Target,
+        *,
+        params: Mapping[str, str | int] | None = None,
+        json_body: object = None,
+    ) -> object:
+        """Send an API request with the bearer token and return the JSON of its 200 reply.
+
+        Empty, HTML, non-JSON and over-1-MiB bodies are a ``ProtocolError``. A 401 drops the
+        token and the request is retried once with a new one. Every request
+        carries ``Enode-Version`` (``API_VERSION``), so the client's default version (set in the
+        Enode dashboard) does not matter.
+        """
+        url = f"{self.api_url}{path}"
+
+        async def send_with(token: str) -> HttpReply:
+            return await self._async_send(
+                method,
+                url,
+                what,
+                headers={
+                    "Authorization": f"Bearer {token}",
+                    "Accept": "application/json",
+                    "Enode-Version": API_VERSION,
+                },
+                params=params,
+                json_body=json_body,
+            )
+
+        token = await self._async_token()
+        reply = await send_with(token)
+        if reply.status == 401:
+            _LOGGER.debug("Enode %s: token refused, fetching a new one", what)
+            if self._token == token:
+                self._token = None
+            reply = await send_with(await self._async_token())
+        if reply.status != 200:
+            raise self._error(reply, what, target, command=method == "POST")
+        return decode_json(reply, f"Enode {what}")
+
+    def _scrub(self, text: str) -> str:
+        """Return a server text cut short, without secrets or tokens."""
+        return scrub(text, (*self._secrets, *self._tokens))
+
+    async def _async_send(
+        self,
+        method: str,
+        url: str,
+        what: str,
+        *,
+        headers: Mapping[str, str],
+        params: Mapping[str, str | int] | None = None,
+        json_body: object = None,
+        form: Mapping[str, str] | None = None,
+    ) -> HttpReply:
+        """Send one request and return its status, body, content type and Retry-After."""
+        return await send(
+            self._session,
+            method,
+            url,
+            f"Enode {what}",
+            request_timeout=self._request_timeout,
+            headers=headers,
+            params=params,
+            json=json_body,
+            data=form,
+        )
+
+    def _error(self, reply: HttpReply, what: str, target: _Target, command: bool) -> BackendError:
+        """Return the error of a reply with an unexpected status (``command``: a refused write).
+
+        401/403 -> auth; 404 -> unknown battery, unknown action or no Enode API here (by
+        ``target``); 429 -> rate limited with ``Retry-After``; 408 and 5xx -> cannot connect; other
+        4xx of a write -> rejected; the rest (HTML, not a problem document) -> protocol error.
+        """
+        payload = try_decode_json(reply)
+        message = self._scrub(_problem_message(payload))
+        status = reply.status
+        described = f"Enode {what}: HTTP {status}{f': {message}' if message else ''}"
+        if status in (401, 403):
+            return AuthError(described)
+        if status == 404:
+            if target is _Target.BATTERY:
+                return UnknownBatteryError(f"{described} (unknown battery)")
+            if target is _Target.ACTION:
+                return NotSupportedError(f"{described} (unknown action)")
+            return ProtocolError(f"{described} (is this the Enode API URL?)")
+        if status == 429:
+            return RateLimitedError(described, parse_retry_after(reply.retry_after))
+        if status == 408 or status >= 500:
+            return CannotConnectError(described)
+        if payload is None and not reply.is_empty:
+            described += " (not a problem document)"
+        if command and 400 <= status < 500:
+            return CommandRejectedError(described)
+        return ProtocolError(described)
+
+    async def _async_token(self) -> str:
+        """Return a cached access token, fetching a new one when it is (nearly) expired.
+
+        The token is kept until 60 s (or 10 % of its lifetime, whichever is less) before it
+        expires; fetches are serialised with a lock. A 400/401/403 of the token endpoint is an
+        ``AuthError``.
+        """
+        async with self._token_lock:
+            if self._token is not None and _monotonic() < self._token_expires:
+                return self._token
+            self._token = None
+            requested = _monotonic()
+            reply = await self._async_send(
+                "POST",
+                self.token_url,
+                "token",
+                headers={"Authorization": self._basic, "Accept": "application/json"},
+                form={"grant_type": "client_credentials"},
+            )
+            if reply.status in (400, 401, 403):
+                message = self._scrub(_problem_message(try_decode_json(reply)))
+                raise AuthError(
+                    f"Enode rejected the client credentials (HTTP {reply.status}"
+                    f"{f': {message}' if message else ''})"
+                )
+            if reply.status != 200:
+                raise self._error(reply, "token", _Target.LIST, command=False)
+            token, lifetime = _parse_token(decode_json(reply, "Enode token"))
+            self._tokens.append(token)
+            self._token = token
+            self._token_expires = requested + lifetime - min(TOKEN_MARGIN_S, lifetime * 0.1)
+            return token
+
+
+def _parse_token(payload: object) -> tuple[str, float]:
+    """Return the access token and its lifetime in seconds of a token reply."""
+    body = _object(payload, "token")
+    token = body.get("access_token")
+    if not isinstance(token, str) or not token.strip():
+        raise ProtocolError("Enode token: no access_token in the reply")
+    token_type = body.get("token_type")
+    if token_type is not None and (
+        not isinstance(token_type, str) or token_type.lower() != "bearer"
+    ):
+        raise ProtocolError("Enode token: token_type is not bearer")
+    lifetime = _optional_number(body, "expires_in", "token")
+    if lifetime is None:
+        lifetime = DEFAULT_TOKEN_LIFETIME_S
+    if lifetime <= 0:
+        raise ProtocolError("Enode token: expires_in is not positive")
+    return token, lifetime
+
+
+# --------------------------------------------------------------------------------------------------
+# Action tracking
+# --------------------------------------------------------------------------------------------------
+
+
 @dataclass(frozen=True, slots=True)
 class _Tracked:
     action: EnodeAction
     raw: object
+
+
+class _ActionTracker:
+    """The last Action this client created per battery, with its raw reply, as last seen.
+
+    A new Action replaces the tracked one (Enode cancels the previous one itself). Snapshots poll
+    a tracked Action while it is PENDING and afterwards keep reporting its final state (CONFIRMED,
+    FAILED or CANCELLED) without polling it again.
+    """
+
+    def __init__(self) -> None:
+        self._tracked: dict[str, _Tracked] = {}
+
+    def get(self, battery_id: str) -> _Tracked | None:
+        """Return what is tracked for a battery."""
+        return self._tracked.get(battery_id)
+
+    def track(self, battery_id: str, action: EnodeAction, raw: object) -> None:
+        """Track a new Action of a battery (replacing the previous one)."""
+        self._tracked[battery_id] = _Tracked(action, raw)
+
+    def update(self, action: EnodeAction, raw: object) -> None:
+        """Record a newer state of an Action wherever it is tracked."""
+        for battery_id, tracked in list(self._tracked.items()):
+            if tracked.action.id == action.id:
+                self._tracked[battery_id] = _Tracked(action, raw)
+
+    def forget(self, battery_id: str) -> None:
+        """Stop tracking a battery's Action (Enode no longer knows it)."""
+        self._tracked.pop(battery_id, None)
+
+    def control(self, current: ControlInstruction | None, battery_id: str) -> ControlStatus:
+        """Return the control status of a battery: its current mode and the tracked Action.
+
+        ``desired`` is the Action's target only while it is PENDING, because the controller builds
+        new commands on ``desired``; a FAILED or CANCELLED target never took effect.
+        """
+        tracked = self._tracked.get(battery_id)
+        if tracked is None:
+            return ControlStatus(current=current)
+        action = tracked.action
+        desired = None
+        if action.state is CommandStatus.PENDING:
+            desired = ControlInstruction(mode=action.target_mode, timestamp=action.created_at)
+        return ControlStatus(
+            current=current, desired=desired, command_status=action.state, command_id=action.id
+        )
+
+
+# --------------------------------------------------------------------------------------------------
+# The backend
+# --------------------------------------------------------------------------------------------------
 
 
 class EnodeBackend:
@@ -475,20 +662,18 @@ class EnodeBackend:
         if environment not in ENVIRONMENTS:
             raise ValueError(f"unknown Enode environment {environment!r}")
         default_api, default_token = ENVIRONMENTS[environment]
-        self._session = session
         self._environment = environment
-        self._api_url = (api_url or default_api).rstrip("/")
-        self._token_url = (token_url or default_token).rstrip("/")
-        self._client_secret = client_secret
-        basic = base64.b64encode(f"{client_id}:{client_secret}".encode()).decode("ascii")
-        self._basic = f"Basic {basic}"
-        self._request_timeout = request_timeout
-        self._token_lock = asyncio.Lock()
-        self._token: str | None = None
-        self._token_expires = 0.0
-        self._secrets: tuple[str, ...] = tuple(s for s in (client_secret, basic) if s)
-        self._tokens: deque[str] = deque(maxlen=_MAX_TOKENS_REMEMBERED)
-        self._actions: dict[str, _Tracked] = {}
+        self._api = _EnodeApi(
+            session,
+            client_id,
+            client_secret,
+            api_url=(api_url or default_api).rstrip("/"),
+            token_url=(token_url or default_token).rstrip("/"),
+            request_timeout=request_timeout,
+        )
+        self._actions = _ActionTracker()
+        # The last battery object parsed per battery (a snapshot or the list): its capabilities
+        # decide whether a mode can be written.
         self._batteries: dict[str, EnodeBattery] = {}
 
     @property
@@ -499,12 +684,12 @@ class EnodeBackend:
     @property
     def api_url(self) -> str:
         """Return the API base URL (without a trailing slash)."""
-        return self._api_url
+        return self._api.api_url
 
     @property
     def token_url(self) -> str:
         """Return the OAuth token URL."""
-        return self._token_url
+        return self._api.token_url
 
     # ---- public API ------------------------------------------------------------------------------
 
@@ -516,11 +701,14 @@ class EnodeBackend:
             CannotConnectError: Enode could not be reached.
             ProtocolError: The reply was not an Enode battery list.
         """
-        self._drop_token(self._token)
+        self._api.forget_token()
         await self._async_list_page({"pageSize": 1})
 
     async def async_list_batteries(self) -> list[BatteryInfo]:
         """Return every battery of the client (all pages of ``GET /batteries``).
+
+        The opaque cursor ``pagination.after`` is followed until null; a repeated cursor is a
+        ``ProtocolError`` (and so are more than ``MAX_PAGES`` pages).
 
         Raises:
             AuthError: The credentials or the token were rejected.
@@ -568,32 +756,26 @@ class EnodeBackend:
                 await self.async_get_action(tracked.action.id)
             except NotSupportedError:
                 _LOGGER.debug("Enode forgot action %s; no longer tracked", tracked.action.id)
-                self._actions.pop(battery_id, None)
+                self._actions.forget(battery_id)
             tracked = self._actions.get(battery_id)
         raw: dict[str, Any] = {"battery": raw_battery}
-        control = ControlStatus(current=battery.current)
         if tracked is not None:
-            action = tracked.action
             raw["action"] = tracked.raw
-            desired = None
-            if action.state is CommandStatus.PENDING:
-                desired = ControlInstruction(mode=action.target_mode, timestamp=action.created_at)
-            control = ControlStatus(
-                current=battery.current,
-                desired=desired,
-                command_status=action.state,
-                command_id=action.id,
-            )
         return BatterySnapshot(
             info=battery.info,
             state=battery.state,
-            control=control,
+            control=self._actions.control(battery.current, battery_id),
             capabilities=battery.capabilities,
             raw=raw,
         )
 
     async def async_apply(self, battery_id: str, command: ControlCommand) -> None:
         """Request an operation mode; Enode creates an Action, tracked by the next snapshots.
+
+        ``POST /batteries/{id}/operation-mode {"operationMode": ...}``: Enode retries the Action
+        until the battery reports the mode (or times out). The mode is first checked against the
+        capabilities of the last battery object this client parsed; without one it GETs the
+        battery.
 
         Args:
             battery_id: The Enode battery id.
@@ -621,15 +803,14 @@ class EnodeBackend:
                 f"Enode battery {battery_id} cannot be set to {command.mode.value!r} "
                 "(not capable, or the operation-mode scope is missing)"
             )
-        _, payload = await self._async_api(
+        payload = await self._api.async_request(
             "POST",
-            f"/batteries/{self._quote(battery_id)}/operation-mode",
+            f"/batteries/{_quote(battery_id)}/operation-mode",
             "set operation mode",
             _Target.BATTERY,
             json_body={"operationMode": wire_mode},
         )
-        action = parse_action(payload)
-        self._actions[battery_id] = _Tracked(action, payload)
+        self._actions.track(battery_id, parse_action(payload), payload)
 
     async def async_get_action(self, action_id: str) -> EnodeAction:
         """Return an Action (``GET /batteries/actions/{id}``); updates a tracked one.
@@ -640,58 +821,12 @@ class EnodeBackend:
             CannotConnectError: Enode could not be reached.
             ProtocolError: The reply was not an Action.
         """
-        _, payload = await self._async_api(
-            "GET", f"/batteries/actions/{self._quote(action_id)}", "get action", _Target.ACTION
+        payload = await self._api.async_request(
+            "GET", f"/batteries/actions/{_quote(action_id)}", "get action", _Target.ACTION
         )
         action = parse_action(payload)
-        self._update_tracked(action, payload)
+        self._actions.update(action, payload)
         return action
-
-    async def async_cancel_action(self, action_id: str) -> EnodeAction:
-        """Cancel a pending Action; an already resolved one (HTTP 409) is returned as it is.
-
-        Raises:
-            NotSupportedError: Enode does not know this action.
-            CommandRejectedError: Enode refused the cancellation otherwise.
-            AuthError: The credentials or the token were rejected.
-            CannotConnectError: Enode could not be reached.
-            ProtocolError: The reply was not an Action.
-        """
-        status, payload = await self._async_api(
-            "POST",
-            f"/batteries/actions/{self._quote(action_id)}/cancel",
-            "cancel action",
-            _Target.ACTION,
-            accept=(200, 409),
-        )
-        try:
-            action = parse_action(payload)
-        except ProtocolError:
-            if status == 409:
-                message = self._scrub(_problem_message(payload))
-                raise CommandRejectedError(
-                    f"Enode cancel action: HTTP 409{f': {message}' if message else ''}"
-                ) from None
-            raise
-        self._update_tracked(action, payload)
-        return action
-
-    async def async_refresh_hint(self, battery_id: str) -> None:
-        """Ask Enode to fetch fresh data from the vendor soon (use sparingly).
-
-        Raises:
-            UnknownBatteryError: Enode does not know this battery.
-            AuthError: The credentials or the token were rejected.
-            CannotConnectError: Enode could not be reached.
-        """
-        await self._async_api(
-            "POST",
-            f"/batteries/{self._quote(battery_id)}/refresh-hint",
-            "refresh hint",
-            _Target.BATTERY,
-            accept=(200, 202, 204),
-            empty_ok=True,
-        )
 
     def tracked_action(self, battery_id: str) -> EnodeAction | None:
         """Return the last Action this client created for a battery, as last seen."""
@@ -700,27 +835,16 @@ class EnodeBackend:
 
     # ---- helpers ---------------------------------------------------------------------------------
 
-    @staticmethod
-    def _quote(identifier: str) -> str:
-        if not identifier:
-            raise UnknownBatteryError("Enode: empty identifier")
-        return quote(identifier, safe="")
-
-    def _update_tracked(self, action: EnodeAction, raw: object) -> None:
-        for battery_id, tracked in list(self._actions.items()):
-            if tracked.action.id == action.id:
-                self._actions[battery_id] = _Tracked(action, raw)
-
     async def _async_get_battery_raw(self, battery_id: str) -> object:
-        _, payload = await self._async_api(
-            "GET", f"/batteries/{self._quote(battery_id)}", "get battery", _Target.BATTERY
+        return await self._api.async_request(
+            "GET", f"/batteries/{_quote(battery_id)}", "get battery", _Target.BATTERY
         )
-        return payload
 
     async def _async_list_page(
         self, params: Mapping[str, str | int]
     ) -> tuple[list[EnodeBattery], str | None]:
-        _, payload = await self._async_api(
+        """Return one page of ``GET /batteries`` (``pageSize``, cursor ``after``) and the next cursor."""
+        payload = await self._api.async_request(
             "GET", "/batteries", "list batteries", _Target.LIST, params=params
         )
         page = _object(payload, "battery list")
@@ -731,156 +855,12 @@ class EnodeBackend:
         after = _optional_str(pagination, "after", "battery list.pagination")
         return [parse_battery(item) for item in data], after or None
 
-    def _scrub(self, text: str) -> str:
-        """Return a server text cut short, without secrets or tokens."""
-        return scrub(text, (*self._secrets, *self._tokens))
 
-    def _drop_token(self, token: str | None) -> None:
-        if token is not None and self._token == token:
-            self._token = None
-
-    # ---- transport -------------------------------------------------------------------------------
-
-    async def _async_send(
-        self,
-        method: str,
-        url: str,
-        what: str,
-        *,
-        headers: Mapping[str, str],
-        params: Mapping[str, str | int] | None = None,
-        json_body: object = None,
-        form: Mapping[str, str] | None = None,
-    ) -> HttpReply:
-        """Send one request and return its status, body, content type and Retry-After."""
-        return await send(
-            self._session,
-            method,
-            url,
-            f"Enode {what}",
-            request_timeout=self._request_timeout,
-            headers=headers,
-            params=params,
-            json=json_body,
-            data=form,
-        )
-
-    def _error(self, reply: HttpReply, what: str, target: _Target, command: bool) -> BackendError:
-        """Return the error of a reply with an unexpected status (``command``: a refused write)."""
-        payload = try_decode_json(reply)
-        message = self._scrub(_problem_message(payload))
-        status = reply.status
-        described = f"Enode {what}: HTTP {status}{f': {message}' if message else ''}"
-        if status in (401, 403):
-            return AuthError(described)
-        if status == 404:
-            if target is _Target.BATTERY:
-                return UnknownBatteryError(f"{described} (unknown battery)")
-            if target is _Target.ACTION:
-                return NotSupportedError(f"{described} (unknown action)")
-            return ProtocolError(f"{described} (is this the Enode API URL?)")
-        if status == 429:
-            return RateLimitedError(described, parse_retry_after(reply.retry_after))
-        if status == 408 or status >= 500:
-            return CannotConnectError(described)
-        if payload is None and not reply.is_empty:
-            described += " (not a problem document)"
-        if command and 400 <= status < 500:
-            return CommandRejectedError(described)
-        return ProtocolError(described)
-
-    async def _async_token(self) -> str:
-        """Return a cached access token, fetching a new one when it is (nearly) expired."""
-        async with self._token_lock:
-            if self._token is not None and _monotonic() < self._token_expires:
-                return self._token
-            self._token = None
-            requested = _monotonic()
-            reply = await self._async_send(
-                "POST",
-                self._token_url,
-                "token",
-                headers={"Authorization": self._basic, "Accept": "application/json"},
-                form={"grant_type": "client_credentials"},
-            )
-            if reply.status in (400, 401, 403):
-                message = self._scrub(_problem_message(try_decode_json(reply)))
-                raise AuthError(
-                    f"Enode rejected the client credentials (HTTP {reply.status}"
-                    f"{f': {message}' if message else ''})"
-                )
-            if reply.status != 200:
-                raise self._error(reply, "token", _Target.LIST, command=False)
-            token, lifetime = self._parse_token(decode_json(reply, "Enode token"))
-            self._tokens.append(token)
-            self._token = token
-            self._token_expires = requested + lifetime - min(TOKEN_MARGIN_S, lifetime * 0.1)
-            return token
-
-    @staticmethod
-    def _parse_token(payload: object) -> tuple[str, float]:
-        body = _object(payload, "token")
-        token = body.get("access_token")
-        if not isinstance(token, str) or not token.strip():
-            raise ProtocolError("Enode token: no access_token in the reply")
-        token_type = body.get("token_type")
-        if token_type is not None and (
-            not isinstance(token_type, str) or token_type.lower() != "bearer"
-        ):
-            raise ProtocolError("Enode token: token_type is not bearer")
-        lifetime = _optional_number(body, "expires_in", "token")
-        if lifetime is None:
-            lifetime = DEFAULT_TOKEN_LIFETIME_S
-        if lifetime <= 0:
-            raise ProtocolError("Enode token: expires_in is not positive")
-        return token, lifetime
-
-    async def _async_api(
-        self,
-        method: str,
-        path: str,
-        what: str,
-        target: _Target,
-        *,
-        params: Mapping[str, str | int] | None = None,
-        json_body: object = None,
-        accept: tuple[int, ...] = (200,),
-        empty_ok: bool = False,
-    ) -> tuple[int, object]:
-        """Send an API request with the bearer token (renewed once on a 401); return the JSON."""
-        url = f"{self._api_url}{path}"
-
-        async def send_with(token: str) -> HttpReply:
-            return await self._async_send(
-                method,
-                url,
-                what,
-                headers=self._api_headers(token),
-                params=params,
-                json_body=json_body,
-            )
-
-        token = await self._async_token()
-        reply = await send_with(token)
-        if reply.status == 401:
-            _LOGGER.debug("Enode %s: token refused, fetching a new one", what)
-            self._drop_token(token)
-            reply = await send_with(await self._async_token())
-        if reply.status not in accept:
-            raise self._error(reply, what, target, command=method == "POST")
-        if empty_ok and reply.is_empty:
-            return reply.status, None
-        if reply.status != 200:  # e.g. the Action of a 409: the caller checks what it got
-            return reply.status, try_decode_json(reply)
-        return reply.status, decode_json(reply, f"Enode {what}")
-
-    @staticmethod
-    def _api_headers(token: str) -> dict[str, str]:
-        return {
-            "Authorization": f"Bearer {token}",
-            "Accept": "application/json",
-            "Enode-Version": API_VERSION,
-        }
+def _quote(identifier: str) -> str:
+    """Return an id quoted for a URL path; an empty one is an unknown battery."""
+    if not identifier:
+        raise UnknownBatteryError("Enode: empty identifier")
+    return quote(identifier, safe="")
 
 
 # --------------------------------------------------------------------------------------------------

@@ -1,40 +1,8 @@
 """FENECON FEMS / OpenEMS Edge over its REST/JSON API (``Controller.Api.Rest``).
 
-Transport:
-    HTTP Basic auth is sent up front on every request (the FEMS never sends a challenge). Requests
-    are serialised with a lock, so the backend holds at most one kept-alive connection of the
-    injected session (the FEMS accepts few connections and throttles new ones).
-
-Reads:
-    One regex GET per poll, ``GET <base>/channel/(<components>)/(<channels>)``, built from
-    ``READ_CHANNELS``. The reply is one object (one match) or an array (several); it is indexed by
-    ``address`` because the cross product of the two regexes also matches channels we did not ask
-    for (``ess0/State``, ``ess0/GridMode`` ...). ``value: null`` means "not available yet";
-    write-only channels carry no ``value`` key; cumulated energy counters use the unit ``Wh_Σ``.
-
-Writes:
-    ``POST <base>/channel/<ess>/SetActivePowerEquals {"value": S}``; ``{"value": null}`` releases
-    the channel at once. The FEMS keeps written values for its API timeout (one timer for the whole
-    API, restarted by every POST) and then drops all of them; the Home Assistant layer rewrites the
-    command as a keepalive. On a hybrid inverter (FEMS Home) the setpoint is AC-side and includes
-    the DC-PV power, so a battery power ``B`` is written as ``S = B + ProductionDcActualPower``.
-    Charge / discharge limits are bounds on the same AC power, in every mode (the FEMS's own
-    control respects them): ``SetActivePowerGreaterOrEquals = -charge_limit + DC-PV`` and
-    ``SetActivePowerLessOrEquals = +discharge_limit + DC-PV``.
-
-Errors:
-    Replies are classified by their content, because the two firmware families answer the same
-    error differently: <= 2025.3 with a JSON-RPC error (HTTP 400, 401 for a wrong password);
-    >= 2025.4 (Jetty 12) with a 500 error page whose message names the OpenEMS exception (HTML, or
-    the JSON form we ask for with ``Accept: application/json``; plain text too). Code 1003, 401 or
-    "Authentication failed" -> ``AuthError``; code 1002 (role denied), "REST-Api is in Read-Only
-    mode" and "is not a Write Channel" -> ``CommandRejectedError``; code 2000 / "Unable to find
-    OpenEMS Component" and a reply without the configured ESS -> ``UnknownBatteryError``; "is not
-    defined for ID" (no such channel) and 404 on a GET (no channel matched: not a FEMS REST API
-    here, or the REST/JSON app is missing) -> ``NotSupportedError``; other refused writes ->
-    ``CommandRejectedError``; 502/503/504 (the FEMS web server cannot reach the API), timeouts and
-    connection errors -> ``CannotConnectError``; other error pages, non-JSON and wrong types ->
-    ``ProtocolError``.
+One regex GET of ``READ_CHANNELS`` per poll; commands are POSTs to the ESS's write-only channels,
+which the FEMS drops after its API timeout (``_ApiTimer``). Error replies are classified by what
+they say, for both firmware families (``_FemsRest.error``).
 """
 
 from __future__ import annotations
@@ -468,77 +436,38 @@ def parse_error_reply(body: bytes) -> ErrorReply:
     return ErrorReply(None, message, text)
 
 
-class FemsBackend:
-    """One FEMS (one ESS) over the REST/JSON API.
+class _FemsRest:
+    """The REST/JSON transport of one FEMS, and what its error replies mean.
 
-    The battery id is the ESS component id. Battery-level values come from ``_sum`` (on a
-    multi-ESS site they add up every ESS); limits and the applied setpoint come from the ESS.
+    HTTP Basic auth is sent up front on every request (the FEMS never sends a challenge; it ignores
+    the user name). Requests are serialised with a lock, so at most one kept-alive connection of
+    the injected session is used (the FEMS accepts few connections and throttles new ones).
     """
-
-    kind: ClassVar[BackendKind] = BackendKind.FEMS
 
     def __init__(
         self,
         session: aiohttp.ClientSession,
-        host: str,
-        port: int,
+        base: URL,
+        username: str,
         password: str,
-        *,
-        username: str = "x",
-        ess_id: str = "ess0",
-        can_write: bool = True,
-        base_url: str | None = None,
-        request_timeout: float = 10.0,
+        request_timeout: float,
     ) -> None:
-        """Store the settings; no I/O happens here.
-
-        Args:
-            session: the shared aiohttp session (never closed here).
-            host: host name or address of the FEMS.
-            port: 80 (the FEMS web server forwards /rest) or 8084 (the API itself).
-            password: "user" (guest: read only) or "owner" (needed to write).
-            username: ignored by the FEMS, sent anyway.
-            ess_id: the ESS component, usually "ess0".
-            can_write: whether write access was found at set-up; False makes the entry read-only.
-            base_url: overrides ``http://{host}:{port}/rest``.
-            request_timeout: seconds per request.
-        """
         self._session = session
         self._password = password
-        # Sent up front: the FEMS never sends a challenge. The user name is ignored by the FEMS.
         # JSON also for the Jetty 12 error pages (they follow the Accept header; HTML otherwise).
         self._headers = {
             "Authorization": aiohttp.encode_basic_auth(username.replace(":", ""), password),
             "Accept": "application/json",
         }
-        self._ess_id = ess_id
-        self._can_write = can_write
-        base = URL(base_url or f"http://{host}:{port}/rest")
-        self._base = base.with_user(None).with_path(base.path.rstrip("/"))
+        self.base = base.with_user(None).with_path(base.path.rstrip("/"))
         self._request_timeout = request_timeout
         self._lock = asyncio.Lock()
-        self._read_path = channel_regexes(READ_CHANNELS, ess_id)
-        self._dc_pv_w: float | None = None
-        self._api_timeout_s: float | None = DEFAULT_API_TIMEOUT_S
-        # monotonic and wall time of the last accepted POST (the FEMS API timer restarts there)
-        self._last_post: tuple[float, datetime] | None = None
-        self._written: ControlInstruction | None = None
-        # the limit channels this client wrote a value to (released with null when the limit goes)
-        self._limits_written: set[ChannelSpec] = set()
-        self._last_raw: dict[str, object] = {}
 
-    @property
-    def ess_id(self) -> str:
-        """Return the ESS component id (the battery id)."""
-        return self._ess_id
-
-    # ----------------------------------------------------------------------------------- transport
-
-    async def _request(
+    async def async_request(
         self, method: str, component: str, channel: str, payload: dict[str, object] | None = None
     ) -> object:
         """Send one request and return the decoded JSON of a 200 reply."""
-        url = self._base / "channel" / component / channel
+        url = self.base / "channel" / component / channel
         where = f"{method} {url.path}"
         async with self._lock:
             reply = await send(
@@ -552,16 +481,22 @@ class FemsBackend:
             )
         _LOGGER.debug("%s -> HTTP %s, %d bytes", where, reply.status, len(reply.body))
         if reply.status != 200:
-            raise self._error(reply.status, reply.body, method, where, reply.retry_after)
+            raise self.error(reply.status, reply.body, method, where, reply.retry_after)
         return decode_json(reply, f"FEMS {where}")
 
     def _scrub(self, text: str) -> str:
         return scrub(text, (self._password,))
 
-    def _error(
+    def error(
         self, status: int, body: bytes, method: str, where: str, retry_after: str | None = None
     ) -> BackendError:
-        """Map a non-200 reply to the error taxonomy, by what it says (both firmware families)."""
+        """Map a non-200 reply to the error taxonomy, by what it says (both firmware families).
+
+        <= 2025.3 answers with a JSON-RPC error (HTTP 400, 401 for a wrong password); >= 2025.4
+        (Jetty 12) with a 500 error page whose message names the OpenEMS exception (HTML, JSON or
+        plain text). A 404 on a GET means no channel matched: not a FEMS REST API here, or the
+        REST/JSON app is missing. 502/503/504: the FEMS web server cannot reach the API.
+        """
         reply = parse_error_reply(body)
         code, text = reply.code, reply.text.lower()
         said = f": {self._scrub(reply.message)}" if reply.message else ""
@@ -603,19 +538,118 @@ class FemsBackend:
             )
         return ProtocolError(f"FEMS answered {where} with HTTP {status}{said}")
 
+
+class _ApiTimer:
+    """What this client wrote, and the FEMS API timer that drops it.
+
+    The FEMS keeps written values for its API timeout (one timer for the whole API, restarted by
+    every accepted POST) and then drops all of them; the Home Assistant layer rewrites the command
+    as a keepalive.
+    """
+
+    def __init__(self) -> None:
+        self.timeout_s: float | None = DEFAULT_API_TIMEOUT_S
+        # monotonic and wall time of the last accepted POST (the FEMS API timer restarts there)
+        self.last_post: tuple[float, datetime] | None = None
+        self.written: ControlInstruction | None = None
+        # the limit channels this client wrote a value to (released with null when the limit goes)
+        self.limits_written: set[ChannelSpec] = set()
+
+    def restart(self) -> None:
+        """Note an accepted POST."""
+        self.last_post = (_monotonic(), _utcnow())
+
+    def desired(self) -> ControlInstruction | None:
+        """Return the last written command; a POWER not rewritten within the API timeout is AUTO.
+
+        The FEMS drops every written value when its API timer (restarted by each POST of this
+        client, the write probe included) runs out, so the battery is back in self-consumption.
+        Writes by other clients of the same API restart the timer too; we cannot see them.
+        """
+        written = self.written
+        if written is None:
+            return None
+        timeout = self.timeout_s
+        last_post = self.last_post
+        if (
+            written.mode is ControlMode.POWER
+            and timeout is not None
+            and last_post is not None
+            and _monotonic() - last_post[0] >= timeout
+        ):
+            return ControlInstruction(
+                mode=ControlMode.AUTO, timestamp=last_post[1] + timedelta(seconds=timeout)
+            )
+        return written
+
+
+class FemsBackend:
+    """One FEMS (one ESS) over the REST/JSON API.
+
+    The battery id is the ESS component id. Battery-level values come from ``_sum`` (on a
+    multi-ESS site they add up every ESS); limits and the applied setpoint come from the ESS.
+    """
+
+    kind: ClassVar[BackendKind] = BackendKind.FEMS
+
+    def __init__(
+        self,
+        session: aiohttp.ClientSession,
+        host: str,
+        port: int,
+        password: str,
+        *,
+        username: str = "x",
+        ess_id: str = "ess0",
+        can_write: bool = True,
+        base_url: str | None = None,
+        request_timeout: float = 10.0,
+    ) -> None:
+        """Store the settings; no I/O happens here.
+
+        Args:
+            session: the shared aiohttp session (never closed here).
+            host: host name or address of the FEMS.
+            port: 80 (the FEMS web server forwards /rest) or 8084 (the API itself).
+            password: "user" (guest: read only) or "owner" (needed to write).
+            username: ignored by the FEMS, sent anyway.
+            ess_id: the ESS component, usually "ess0".
+            can_write: whether write access was found at set-up; False makes the entry read-only.
+            base_url: overrides ``http://{host}:{port}/rest``.
+            request_timeout: seconds per request.
+        """
+        base = URL(base_url or f"http://{host}:{port}/rest")
+        self._rest = _FemsRest(session, base, username, password, request_timeout)
+        self._ess_id = ess_id
+        self._can_write = can_write
+        self._read_path = channel_regexes(READ_CHANNELS, ess_id)
+        self._dc_pv_w: float | None = None
+        self._timer = _ApiTimer()
+        self._last_raw: dict[str, object] = {}
+
+    @property
+    def ess_id(self) -> str:
+        """Return the ESS component id (the battery id)."""
+        return self._ess_id
+
     async def _get(self, specs: tuple[ChannelSpec, ...]) -> dict[str, FemsChannel]:
+        """Read channels with one regex GET, ``<base>/channel/(<components>)/(<channels>)``.
+
+        The reply is indexed by ``address`` because the cross product of the two regexes also
+        matches channels we did not ask for (``ess0/State``, ``ess0/GridMode`` ...).
+        """
         component, channel = (
             self._read_path if specs is READ_CHANNELS else channel_regexes(specs, self._ess_id)
         )
-        return parse_channels(await self._request("GET", component, channel))
+        return parse_channels(await self._rest.async_request("GET", component, channel))
 
     async def _post(self, spec: ChannelSpec, value: int | None) -> None:
+        """Write a channel: ``POST <base>/channel/<ess>/<channel> {"value": v}``; null releases it."""
         component, _, channel = spec.address(self._ess_id).partition("/")
-        data = await self._request("POST", component, channel, {"value": value})
+        data = await self._rest.async_request("POST", component, channel, {"value": value})
         if not isinstance(data, dict):
             raise ProtocolError(f"FEMS answered a write to {spec.channel} with a non-object")
-        # One API timer for every written channel, restarted by every accepted POST.
-        self._last_post = (_monotonic(), _utcnow())
+        self._timer.restart()
 
     def _check_battery(self, battery_id: str) -> None:
         if battery_id != self._ess_id:
@@ -663,7 +697,7 @@ class FemsBackend:
         if not readings.ess_present:
             raise self._no_ess()
         self._dc_pv_w = readings.dc_pv_w
-        self._api_timeout_s = readings.api_timeout_s
+        self._timer.timeout_s = readings.api_timeout_s
         self._last_raw = {
             address: channel.value for address, channel in channels.items() if channel.has_value
         }
@@ -685,7 +719,7 @@ class FemsBackend:
         return BatterySnapshot(
             info=self._info(readings.sw_version),
             state=state,
-            control=ControlStatus(current=current, desired=self._desired()),
+            control=ControlStatus(current=current, desired=self._timer.desired()),
             capabilities=self._capabilities(readings),
             raw=dict(self._last_raw),
         )
@@ -705,37 +739,16 @@ class FemsBackend:
             charge_discharge_limits=True,
         )
 
-    def _desired(self) -> ControlInstruction | None:
-        """Return the last written command; a POWER not rewritten within the API timeout is AUTO.
-
-        The FEMS drops every written value when its API timer (restarted by each POST of this
-        client, the write probe included) runs out, so the battery is back in self-consumption.
-        Writes by other clients of the same API restart the timer too; we cannot see them.
-        """
-        written = self._written
-        if written is None:
-            return None
-        timeout = self._api_timeout_s
-        last_post = self._last_post
-        if (
-            written.mode is ControlMode.POWER
-            and timeout is not None
-            and last_post is not None
-            and _monotonic() - last_post[0] >= timeout
-        ):
-            return ControlInstruction(
-                mode=ControlMode.AUTO, timestamp=last_post[1] + timedelta(seconds=timeout)
-            )
-        return written
-
     async def async_apply(self, battery_id: str, command: ControlCommand) -> None:
         """Write a command: POWER sets ``SetActivePowerEquals``, AUTO releases it at once.
 
         A battery power B (+ = discharge) is written as ``S = B + DC-PV`` (from the latest poll,
-        0 if unknown) because the hybrid inverter's setpoint is AC-side. Rewriting is harmless
-        and restarts the FEMS API timer (the keepalive).
+        0 if unknown) because the setpoint of a hybrid inverter (FEMS Home) is AC-side and
+        includes the DC-PV power. Rewriting is harmless and restarts the FEMS API timer (the
+        keepalive).
 
-        The limits are written with the command in both modes, with the same DC-PV offset:
+        The limits are bounds on the same AC power, which the FEMS's own control respects in every
+        mode; they are written with the command in both modes, with the same DC-PV offset:
         ``SetActivePowerGreaterOrEquals = -charge_limit + DC-PV`` and
         ``SetActivePowerLessOrEquals = discharge_limit + DC-PV``. A limit that is ``None`` is
         released with ``null`` only when this client wrote it before (since it was created), so a
@@ -770,11 +783,11 @@ class FemsBackend:
         for spec, sign, limit in limits:
             if limit is not None:
                 await self._post(spec, round(sign * limit + offset))
-                self._limits_written.add(spec)
-            elif spec in self._limits_written:
+                self._timer.limits_written.add(spec)
+            elif spec in self._timer.limits_written:
                 await self._post(spec, None)
-                self._limits_written.discard(spec)
-        self._written = replace(instruction, timestamp=_utcnow())
+                self._timer.limits_written.discard(spec)
+        self._timer.written = replace(instruction, timestamp=_utcnow())
 
     async def async_probe_write(self) -> bool:
         """Find out whether writes are accepted, without changing what the battery does.

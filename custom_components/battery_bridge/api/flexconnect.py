@@ -1,35 +1,10 @@
 """FlexHome FlexConnect: the local development client (FlexCloudClient) over HTTP/JSON.
 
-The development client is a local HTTP bridge to the FlexCloud platform. Every request is
-``POST {base}/app/v1/<RequestName>`` with a JSON body ``{"header": {"reqId", "timeoutMs"},
-"deviceId": {"type": {"id": 2}, "stringValue": "<SKI>"}, ...}``; the reply echoes ``header.reqId``.
-
-Replies follow the protobuf JSON mapping, so the parsers here are defensive:
-
-* scaled numbers ``{number, scale}`` are ``number * 10^scale``; a missing ``number`` or ``scale`` is 0
-  (proto3 omits zero fields), 64-bit numbers may arrive as strings;
-* enums may arrive as numbers or as names (``"POWER"``, ``"CONTROL_MODE_POWER"``; case-insensitive);
-  unknown values read as ``None`` instead of failing;
-* timestamps are milliseconds since the epoch, possibly as strings (or RFC 3339 strings); 0 or
-  missing means "not set";
-* a missing message (e.g. no ``state``) means its fields are ``None``; a reply that is not an object
-  or has wrongly typed members raises ``ProtocolError``, as do empty, HTML, non-JSON (``NaN``
-  included) and over-1-MiB bodies; only a modify request takes an empty 200 (or 204) reply as
-  success (the guide: "An empty response represents a successful operation").
-
-Sign convention: FlexConnect's ``setpointPower`` is positive when the battery CHARGES (vendor
-documentation, "Positive values represent a charging operation"). Battery Bridge's is positive when
-it discharges, so every setpoint is negated on the way in and on the way out.
-
-Assumptions (not documented publicly; see ``/work/shared/research/flexconnect.md``), mirrored by
-``simulator/flexconnect.py``:
-
-* An unknown battery id is answered with HTTP 404 and a JSON error body such as
-  ``{"header": {"reqId": 1}, "error": {"code": "NOT_FOUND", "message": "..."}}``. Any JSON error
-  body whose code says ``NOT_FOUND`` (at any status, also inside a 200 reply) is treated the same.
-  A 404 without a JSON body means the endpoint is missing: not a FlexConnect client.
-* ``GET /version`` returns ``{"version": "x.y.z", ...}``, a JSON string or plain text.
-* Battery ids are SKIs (hexadecimal); they are sent upper-case, as in the vendor's examples.
+The development client is a local HTTP bridge to the FlexCloud platform (``_FlexConnectClient``).
+Replies follow the protobuf JSON mapping, so the parsers here are defensive. FlexConnect's
+``setpointPower`` is positive when the battery CHARGES; Battery Bridge's when it discharges.
+What is not documented publicly is noted where it is assumed (``simulator/flexconnect.py``
+mirrors it; see ``/work/shared/research/flexconnect.md``).
 """
 
 from __future__ import annotations
@@ -234,7 +209,11 @@ def encode_scaled_number(value: int) -> dict[str, int]:
 
 
 def _enum_number(raw: object, names: Mapping[str, int], field: str) -> int:
-    """Return an enum value given as a number or a (possibly prefixed) name; 0 when unknown."""
+    """Return an enum value given as a number or a (possibly prefixed) name; 0 when unknown.
+
+    Names are case-insensitive (``"POWER"``, ``"CONTROL_MODE_POWER"``); unknown values read as 0
+    (and so as ``None``) instead of failing.
+    """
     if raw is None:
         return 0
     if isinstance(raw, str):
@@ -252,7 +231,10 @@ def _enum_number(raw: object, names: Mapping[str, int], field: str) -> int:
 
 
 def _timestamp(raw: object, field: str) -> datetime | None:
-    """Return ms since the epoch (number or string) or an RFC 3339 string as an aware datetime."""
+    """Return ms since the epoch (number or string) or an RFC 3339 string as an aware datetime.
+
+    0 or missing means "not set" (None).
+    """
     if raw is None:
         return None
     if isinstance(raw, str) and not _DECIMAL_RE.fullmatch(raw.strip()):
@@ -319,7 +301,9 @@ def _instruction(raw: Mapping[str, Any], field: str) -> ControlInstruction:
     theirs = 0.0 if setpoint is None else parse_scaled_number(setpoint, f"{field}.setpointPower")
     return ControlInstruction(
         mode=_MODE_BY_NUMBER.get(mode),
-        setpoint_w=-round(theirs),  # FlexConnect: + = charging; ours: + = discharging
+        # FlexConnect: + = charging (vendor: "Positive values represent a charging operation");
+        # ours: + = discharging.
+        setpoint_w=-round(theirs),
         timestamp=_timestamp(raw.get("timestamp"), f"{field}.timestamp"),
     )
 
@@ -378,7 +362,7 @@ def parse_version(text: str) -> str:
     """Return the client version from the body of ``GET /version``.
 
     Accepts a JSON object with a ``version`` member (string or number), a JSON string, or a short
-    plain-text line.
+    plain-text line (assumed: the reply is not documented publicly).
 
     Args:
         text: The body as text.
@@ -448,9 +432,141 @@ def _is_not_found(code: str, message: str) -> bool:
 
 
 def _normalise_id(battery_id: str) -> str:
-    """Return the id as sent on the wire: SKIs upper-case, anything else unchanged but stripped."""
+    """Return the id as sent on the wire: SKIs upper-case, anything else unchanged but stripped.
+
+    Battery ids are SKIs (hexadecimal); upper-case as in the vendor's examples (assumed).
+    """
     stripped = battery_id.strip()
     return stripped.upper() if _HEX_RE.fullmatch(stripped) else stripped
+
+
+class _FlexConnectClient:
+    """The HTTP side of one development client: request bodies, request ids, replies and errors.
+
+    Every request is ``POST {base}/app/v1/<RequestName>`` with a JSON body ``{"header": {"reqId",
+    "timeoutMs"}, "deviceId": {"type": {"id": 2}, "stringValue": "<SKI>"}, ...}``; the reply echoes
+    ``header.reqId``.
+    """
+
+    def __init__(
+        self,
+        session: aiohttp.ClientSession,
+        base_url: str,
+        request_timeout: float,
+        command_timeout_ms: int,
+    ) -> None:
+        self._session = session
+        self.base_url = base_url
+        self._request_timeout = request_timeout
+        self._timeout_ms = max(1, min(command_timeout_ms, int(request_timeout * 1000)))
+        self._req_id = random.randint(1, 2**30)  # noqa: S311 - a correlation id, not a secret
+
+    def _next_req_id(self) -> int:
+        self._req_id = self._req_id + 1 if self._req_id < _REQ_ID_MAX else 1
+        return self._req_id
+
+    async def _async_request(
+        self, method: str, path: str, what: str, body: dict[str, Any] | None = None
+    ) -> HttpReply:
+        """Return the reply of one HTTP exchange."""
+        return await send(
+            self._session,
+            method,
+            f"{self.base_url}{path}",
+            f"FlexConnect {what}",
+            request_timeout=self._request_timeout,
+            json=body,
+        )
+
+    @staticmethod
+    def _error(
+        what: str, reply: HttpReply, payload: object, *, battery_request: bool
+    ) -> BackendError:
+        """Return the error for a failed reply (HTTP status and/or JSON error body).
+
+        An unknown battery id is answered with HTTP 404 and a JSON error body such as
+        ``{"header": {"reqId": 1}, "error": {"code": "NOT_FOUND", "message": "..."}}`` (assumed, not
+        documented publicly; ``simulator/flexconnect.py`` does the same). Any JSON error body
+        whose code says ``NOT_FOUND`` (at any status, also inside a 200 reply) is treated the
+        same. A 404 without a JSON body means the endpoint is missing: not a FlexConnect client.
+        """
+        status = reply.status
+        details = _error_details(payload)
+        code, message = details if details is not None else ("", "")
+        described = f"FlexConnect {what}: HTTP {status}"
+        if details is not None:
+            described += f" ({'; '.join(part for part in (code, message) if part)})"
+        if battery_request and (
+            (details is not None and _is_not_found(code, message))
+            or (status == 404 and isinstance(payload, Mapping))
+        ):
+            return UnknownBatteryError(f"{described}: unknown battery")
+        if status in (401, 403) or code.upper() in ("UNAUTHENTICATED", "PERMISSION_DENIED"):
+            return AuthError(f"{described}: the FlexCloud refused the client's credentials")
+        if status == 429:
+            return RateLimitedError(
+                f"{described}: rate limited", parse_retry_after(reply.retry_after)
+            )
+        if status == 408 or status >= 500:
+            return CannotConnectError(f"{described}: the client or the cloud is unavailable")
+        if status == 404:
+            return ProtocolError(f"{described}: no such endpoint (is this a FlexConnect client?)")
+        if what == MODIFY_REQUEST and (details is not None or 400 <= status < 500):
+            return CommandRejectedError(f"{described}: command rejected")
+        return ProtocolError(f"{described}: request refused")
+
+    async def async_post(
+        self, name: str, wire_id: str, extra: dict[str, Any] | None = None
+    ) -> dict[str, Any]:
+        """POST one request for one battery; return the reply object (header checked).
+
+        An empty 200 (or 204) reply is success for a modify request only ("An empty response
+        represents a successful operation"); the read requests need their reply object. Empty,
+        HTML, non-JSON (``NaN`` included) and over-1-MiB bodies are a ``ProtocolError``.
+        """
+        req_id = self._next_req_id()
+        body: dict[str, Any] = {
+            "header": {"reqId": req_id, "timeoutMs": self._timeout_ms},
+            "deviceId": {"type": {"id": DEVICE_ID_TYPE_SKI}, "stringValue": wire_id},
+        }
+        if extra:
+            body.update(extra)
+        reply = await self._async_request("POST", f"/app/v1/{name}", name, body)
+        if reply.status not in (200, 204):
+            payload = try_decode_json(reply)
+            raise self._error(name, reply, payload, battery_request=True)
+        if name == MODIFY_REQUEST and reply.is_empty:
+            return {}
+        decoded = decode_json(reply, f"FlexConnect {name}")
+        if not isinstance(decoded, dict):
+            raise ProtocolError(f"FlexConnect {name}: expected an object, got {type_name(decoded)}")
+        if _error_details(decoded) is not None:
+            raise self._error(name, reply, decoded, battery_request=True)
+        header = decoded.get("header")
+        if header is not None:
+            if not isinstance(header, Mapping):
+                raise ProtocolError(f"FlexConnect {name}: header is not an object")
+            echoed = header.get("reqId")
+            if (
+                echoed is not None
+                and _integer(echoed, "header.reqId", INT64_MIN, INT64_MAX) != req_id
+            ):
+                raise ProtocolError(f"FlexConnect {name}: reply to another request (reqId)")
+        return decoded
+
+    async def async_fetch_version(self) -> str:
+        """Return the client version of ``GET /version``."""
+        reply = await self._async_request("GET", VERSION_PATH, "version")
+        if reply.status != 200:
+            payload = try_decode_json(reply)
+            raise self._error("version", reply, payload, battery_request=False)
+        if "html" in reply.content_type.lower():
+            raise ProtocolError("FlexConnect version: an HTML page instead of a version")
+        try:
+            text = reply.body.decode("utf-8")
+        except UnicodeDecodeError as err:
+            raise ProtocolError("FlexConnect version: reply is not UTF-8") from err
+        return parse_version(text)
 
 
 # --------------------------------------------------------------------------------------------------
@@ -490,16 +606,13 @@ class FlexConnectBackend:
                 waits for the cloud); capped at ``request_timeout`` so the client answers first.
             max_power_w: Optional symmetric setpoint bound in W (the API reports none).
         """
-        self._session = session
         if base_url is None:
             netloc = f"[{host}]" if ":" in host and not host.startswith("[") else host
             base_url = f"http://{netloc}:{port}"
-        self._base_url = base_url.rstrip("/")
-        self._request_timeout = request_timeout
-        self._timeout = aiohttp.ClientTimeout(total=request_timeout)
-        self._timeout_ms = max(1, min(command_timeout_ms, int(request_timeout * 1000)))
+        self._client = _FlexConnectClient(
+            session, base_url.rstrip("/"), request_timeout, command_timeout_ms
+        )
         self._max_power_w = max_power_w
-        self._req_id = random.randint(1, 2**30)  # noqa: S311 - a correlation id, not a secret
         self._version: str | None = None
         self._version_known = False
         # The batteries' first polls run at once: one of them asks for the version, the others wait.
@@ -509,7 +622,7 @@ class FlexConnectBackend:
     @property
     def base_url(self) -> str:
         """Return the base URL requests go to (without a trailing slash)."""
-        return self._base_url
+        return self._client.base_url
 
     @property
     def capabilities(self) -> Capabilities:
@@ -534,7 +647,7 @@ class FlexConnectBackend:
             ProtocolError: Something answered that is not a FlexConnect client.
             AuthError: The client reported that the FlexCloud refused its credentials.
         """
-        self._version = await self._async_fetch_version()
+        self._version = await self._client.async_fetch_version()
         self._version_known = True
 
     async def async_list_batteries(self) -> list[BatteryInfo]:
@@ -561,8 +674,8 @@ class FlexConnectBackend:
             AuthError: The client reported that the FlexCloud refused its credentials.
         """
         wire_id = _normalise_id(battery_id)
-        state_reply = await self._async_post(STATE_REQUEST, wire_id)
-        control_reply = await self._async_post(CONTROL_REQUEST, wire_id)
+        state_reply = await self._client.async_post(STATE_REQUEST, wire_id)
+        control_reply = await self._client.async_post(CONTROL_REQUEST, wire_id)
         state = parse_battery_state(state_reply)
         control = parse_control_status(control_reply)
         known = control.desired or control.current
@@ -621,108 +734,10 @@ class FlexConnectBackend:
             # FlexConnect: + = charging; ours: + = discharging.
             "setpointPower": encode_scaled_number(-setpoint),
         }
-        await self._async_post(MODIFY_REQUEST, wire_id, extra)
+        await self._client.async_post(MODIFY_REQUEST, wire_id, extra)
         self._last_setpoint[wire_id] = setpoint
 
-    # ---- HTTP ------------------------------------------------------------------------------------
-
-    def _next_req_id(self) -> int:
-        self._req_id = self._req_id + 1 if self._req_id < _REQ_ID_MAX else 1
-        return self._req_id
-
-    async def _async_request(
-        self, method: str, path: str, what: str, body: dict[str, Any] | None = None
-    ) -> HttpReply:
-        """Return the reply of one HTTP exchange."""
-        return await send(
-            self._session,
-            method,
-            f"{self._base_url}{path}",
-            f"FlexConnect {what}",
-            request_timeout=self._request_timeout,
-            json=body,
-        )
-
-    @staticmethod
-    def _error(
-        what: str, reply: HttpReply, payload: object, *, battery_request: bool
-    ) -> BackendError:
-        """Return the error for a failed reply (HTTP status and/or JSON error body)."""
-        status = reply.status
-        details = _error_details(payload)
-        code, message = details if details is not None else ("", "")
-        described = f"FlexConnect {what}: HTTP {status}"
-        if details is not None:
-            described += f" ({'; '.join(part for part in (code, message) if part)})"
-        if battery_request and (
-            (details is not None and _is_not_found(code, message))
-            or (status == 404 and isinstance(payload, Mapping))
-        ):
-            return UnknownBatteryError(f"{described}: unknown battery")
-        if status in (401, 403) or code.upper() in ("UNAUTHENTICATED", "PERMISSION_DENIED"):
-            return AuthError(f"{described}: the FlexCloud refused the client's credentials")
-        if status == 429:
-            return RateLimitedError(
-                f"{described}: rate limited", parse_retry_after(reply.retry_after)
-            )
-        if status == 408 or status >= 500:
-            return CannotConnectError(f"{described}: the client or the cloud is unavailable")
-        if status == 404:
-            return ProtocolError(f"{described}: no such endpoint (is this a FlexConnect client?)")
-        if what == MODIFY_REQUEST and (details is not None or 400 <= status < 500):
-            return CommandRejectedError(f"{described}: command rejected")
-        return ProtocolError(f"{described}: request refused")
-
-    async def _async_post(
-        self, name: str, wire_id: str, extra: dict[str, Any] | None = None
-    ) -> dict[str, Any]:
-        """POST one request for one battery; return the reply object (header checked).
-
-        An empty 200 (or 204) reply is success for a modify request only ("An empty response
-        represents a successful operation"); the read requests need their reply object.
-        """
-        req_id = self._next_req_id()
-        body: dict[str, Any] = {
-            "header": {"reqId": req_id, "timeoutMs": self._timeout_ms},
-            "deviceId": {"type": {"id": DEVICE_ID_TYPE_SKI}, "stringValue": wire_id},
-        }
-        if extra:
-            body.update(extra)
-        reply = await self._async_request("POST", f"/app/v1/{name}", name, body)
-        if reply.status not in (200, 204):
-            payload = try_decode_json(reply)
-            raise self._error(name, reply, payload, battery_request=True)
-        if name == MODIFY_REQUEST and reply.is_empty:
-            return {}
-        decoded = decode_json(reply, f"FlexConnect {name}")
-        if not isinstance(decoded, dict):
-            raise ProtocolError(f"FlexConnect {name}: expected an object, got {type_name(decoded)}")
-        if _error_details(decoded) is not None:
-            raise self._error(name, reply, decoded, battery_request=True)
-        header = decoded.get("header")
-        if header is not None:
-            if not isinstance(header, Mapping):
-                raise ProtocolError(f"FlexConnect {name}: header is not an object")
-            echoed = header.get("reqId")
-            if (
-                echoed is not None
-                and _integer(echoed, "header.reqId", INT64_MIN, INT64_MAX) != req_id
-            ):
-                raise ProtocolError(f"FlexConnect {name}: reply to another request (reqId)")
-        return decoded
-
-    async def _async_fetch_version(self) -> str:
-        reply = await self._async_request("GET", VERSION_PATH, "version")
-        if reply.status != 200:
-            payload = try_decode_json(reply)
-            raise self._error("version", reply, payload, battery_request=False)
-        if "html" in reply.content_type.lower():
-            raise ProtocolError("FlexConnect version: an HTML page instead of a version")
-        try:
-            text = reply.body.decode("utf-8")
-        except UnicodeDecodeError as err:
-            raise ProtocolError("FlexConnect version: reply is not UTF-8") from err
-        return parse_version(text)
+    # ---- the version, for the device info ----------------------------------------------------
 
     async def _async_try_version(self) -> None:
         """Fetch the version for the device info; a failure only leaves it unknown."""
@@ -732,7 +747,7 @@ class FlexConnectBackend:
 
     async def _async_fetch_version_once(self) -> None:
         try:
-            self._version = await self._async_fetch_version()
+            self._version = await self._client.async_fetch_version()
         except CannotConnectError as err:
             _LOGGER.debug("FlexConnect version not available yet: %s", err)
             return
