@@ -52,6 +52,8 @@ KEYS = (
     "command_status",
     "override",
     "override_end",
+    "plan",
+    "plan_next_start",
     "energy_charged",
     "energy_discharged",
     "usable_capacity",
@@ -62,7 +64,15 @@ KEYS = (
     "pv_energy",
 )
 # Status tiles of a section, in this order (those the battery has).
-STATUS_KEYS = ("charging", "command_pending", "command_status", "override", "override_end")
+STATUS_KEYS = (
+    "charging",
+    "command_pending",
+    "command_status",
+    "override",
+    "override_end",
+    "plan",
+    "plan_next_start",
+)
 OVERRIDE_BUTTONS = (
     ("charge", "Charge 1 h", "mdi:battery-charging-high"),
     ("discharge", "Discharge 1 h", "mdi:battery-arrow-down"),
@@ -97,6 +107,8 @@ EXAMPLE_BATTERY = DemoBattery(
         "power_setpoint": "number.fems_power_setpoint",
         "override": "sensor.fems_override",
         "override_end": "sensor.fems_override_end",
+        "plan": "sensor.fems_plan",
+        "plan_next_start": "sensor.fems_plan_next_start",
     },
     override_power_w=EXAMPLE_POWER_W,
 )

@@ -23,6 +23,8 @@ from .coordinator import (
 from .llm_api import async_register_llm_api
 from .new_batteries import async_remember_declined, async_watch_account
 from .overrides import override_store
+from .plan_runner import PlanRunner
+from .plan_store import plan_store
 from .runtime import BatteryBridgeConfigEntry, BatteryBridgeData, BatteryRuntime
 from .sentences import async_setup_sentences, async_update_sentences
 from .services import async_setup_services
@@ -71,7 +73,8 @@ async def async_setup_entry(hass: HomeAssistant, entry: BatteryBridgeConfigEntry
     (``ConfigEntryAuthFailed``), any other backend error makes Home Assistant retry the set-up
     later (``ConfigEntryNotReady``). Nothing is written to any battery here, except the fallback
     of a stored override that ended while Home Assistant was not running (once); a stored override
-    still running resumes. Stored overrides of removed batteries are forgotten.
+    still running resumes. A stored charge plan resumes and writes only if one of its steps is due
+    that is not running yet. Stored overrides and plans of removed batteries are forgotten.
     """
     kind = backend_spec(entry.data[CONF_BACKEND]).kind
     backend = create_backend(hass, entry.data)
@@ -88,11 +91,7 @@ async def async_setup_entry(hass: HomeAssistant, entry: BatteryBridgeConfigEntry
         *(coordinator.async_config_entry_first_refresh() for coordinator in coordinators)
     )
     batteries = {
-        coordinator.subentry.subentry_id: BatteryRuntime(
-            subentry_id=coordinator.subentry.subentry_id,
-            coordinator=coordinator,
-            controller=BatteryController(hass, entry, coordinator),
-        )
+        coordinator.subentry.subentry_id: _battery_runtime(hass, entry, coordinator)
         for coordinator in coordinators
     }
     entry.runtime_data = BatteryBridgeData(kind=kind, backend=backend, batteries=batteries)
@@ -101,6 +100,9 @@ async def async_setup_entry(hass: HomeAssistant, entry: BatteryBridgeConfigEntry
     await store.async_keep_only(entry.entry_id, set(batteries))
     for subentry_id, override in (await store.async_entry_overrides(entry.entry_id)).items():
         await batteries[subentry_id].controller.async_restore_override(override)
+    await plan_store(hass).async_keep_only(entry.entry_id, set(batteries))
+    for battery in batteries.values():
+        await battery.planner.async_restore()
 
     @callback
     def _async_stop_writing(_event: Event) -> None:
@@ -140,12 +142,26 @@ async def async_unload_entry(hass: HomeAssistant, entry: BatteryBridgeConfigEntr
 
 
 async def async_remove_entry(hass: HomeAssistant, entry: BatteryBridgeConfigEntry) -> None:
-    """Delete the repair issues and the stored overrides of an entry that is being deleted."""
+    """Delete the repair issues, stored overrides and plans of an entry that is being deleted."""
     async_delete_battery_gone_issues(hass, entry)
     await override_store(hass).async_keep_only(entry.entry_id, set())
+    await plan_store(hass).async_keep_only(entry.entry_id, set())
+
+
+def _battery_runtime(
+    hass: HomeAssistant, entry: BatteryBridgeConfigEntry, coordinator: BatteryCoordinator
+) -> BatteryRuntime:
+    controller = BatteryController(hass, entry, coordinator)
+    return BatteryRuntime(
+        subentry_id=coordinator.subentry.subentry_id,
+        coordinator=coordinator,
+        controller=controller,
+        planner=PlanRunner(hass, entry, coordinator, controller),
+    )
 
 
 @callback
 def _async_stop_controllers(entry: BatteryBridgeConfigEntry) -> None:
     for battery in entry.runtime_data.batteries.values():
+        battery.planner.async_stop()
         battery.controller.async_stop()

@@ -18,7 +18,7 @@ from enum import StrEnum
 from typing import Final
 
 from homeassistant.config_entries import ConfigEntry
-from homeassistant.core import HomeAssistant, callback
+from homeassistant.core import CALLBACK_TYPE, HomeAssistant, callback
 from homeassistant.exceptions import ServiceValidationError
 from homeassistant.util import dt as dt_util
 
@@ -42,6 +42,9 @@ from .overrides import SETPOINT_SIGN, Override, target_reached
 
 # The setpoint bounds where the backend reports none (FlexConnect), in W.
 FALLBACK_SETPOINT_BOUND_W: Final = 10_000
+
+type IntentListener = Callable[[Override | None, Override | None], None]
+"""Told after each write: the override that ran before it and the one running now (or None)."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -237,6 +240,13 @@ class BatteryController:
         self._overrides = OverrideLifecycle(
             hass, entry, coordinator, running=lambda: self.override, end=self._async_end_override
         )
+        self._intent_listeners: list[IntentListener] = []
+
+    @callback
+    def async_add_intent_listener(self, listener: IntentListener) -> CALLBACK_TYPE:
+        """Call ``listener`` after each write (the charge plan notices a user's write)."""
+        self._intent_listeners.append(listener)
+        return lambda: self._intent_listeners.remove(listener)
 
     @property
     def active(self) -> ActiveIntent | None:
@@ -433,11 +443,13 @@ class BatteryController:
 
     async def _async_set_active(self, command: ControlCommand, override: Override | None) -> None:
         """Make a written command the active intent (under the lock); track and store overrides."""
-        had_override = self.override is not None
+        previous = self.override
         self._active = ActiveIntent(command=command, since=dt_util.utcnow(), override=override)
         self._keepalive.async_restart()
         self._overrides.async_track(None if self._stopped else override)
-        await self._overrides.async_store(override, had_override=had_override)
+        await self._overrides.async_store(override, had_override=previous is not None)
+        for listener in list(self._intent_listeners):
+            listener(previous, override)
 
     async def _async_apply(self, command: ControlCommand) -> None:
         """Write ``command``; map a backend error to a translated Home Assistant error."""

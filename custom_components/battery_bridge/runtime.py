@@ -1,4 +1,4 @@
-"""The runtime data of a config entry: the backend and, per battery, coordinator and controller."""
+"""The runtime data of a config entry: the backend and, per battery, coordinator, controller, plan."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ from homeassistant.config_entries import ConfigEntry
 from .api import Backend
 from .control import BatteryController
 from .coordinator import BatteryCoordinator
+from .plan_runner import PlanRunner
 
 
 @dataclass(kw_only=True, slots=True)
@@ -18,6 +19,8 @@ class BatteryRuntime:
     subentry_id: str
     coordinator: BatteryCoordinator
     controller: BatteryController
+    planner: PlanRunner
+    """The battery's charge plan (the plan_charge action)."""
 
 
 @dataclass(kw_only=True, slots=True)

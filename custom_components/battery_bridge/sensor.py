@@ -38,6 +38,7 @@ from .const import LOGGER
 from .control import BatteryController, settable_modes
 from .entity import BatteryBridgeEntity, BatteryBridgeEntityDescription, async_add_battery_entities
 from .overrides import NO_OVERRIDE
+from .plan_sensor import PLAN_SENSORS, PlanSensor
 from .runtime import BatteryBridgeConfigEntry, BatteryRuntime
 
 PARALLEL_UPDATES = 0
@@ -387,6 +388,7 @@ async def async_setup_entry(
 ) -> None:
     """Add the sensors of every battery."""
     async_add_battery_entities(entry, async_add_entities, SENSORS, _sensor)
+    async_add_battery_entities(entry, async_add_entities, PLAN_SENSORS, PlanSensor)
 
 
 def _sensor(

@@ -1,4 +1,4 @@
-"""Actions of Battery Bridge: start and stop a timed override of a battery.
+"""Actions of Battery Bridge: start and stop a timed override of a battery, plan its charging.
 
 Registered once in ``async_setup``; each call finds the battery by its device and checks at call
 time that its entry is loaded. The battery's controller validates and writes (control.py).
@@ -8,17 +8,26 @@ from __future__ import annotations
 
 from homeassistant.config_entries import ConfigEntryState
 from homeassistant.const import ATTR_DEVICE_ID, ATTR_MODE
-from homeassistant.core import HomeAssistant, ServiceCall, callback
+from homeassistant.core import (
+    HomeAssistant,
+    ServiceCall,
+    ServiceResponse,
+    SupportsResponse,
+    callback,
+)
 from homeassistant.exceptions import ServiceValidationError
 from homeassistant.helpers import config_validation as cv, device_registry as dr
 import probatio as vol
 
 from .api import OverrideMode
 from .const import DOMAIN
+from .plan_service import CANCEL_PLAN_SCHEMA, PLAN_CHARGE_SCHEMA, async_plan_charge
 from .runtime import BatteryBridgeConfigEntry, BatteryRuntime
 
 SERVICE_START_OVERRIDE = "start_override"
 SERVICE_STOP_OVERRIDE = "stop_override"
+SERVICE_PLAN_CHARGE = "plan_charge"
+SERVICE_CANCEL_PLAN = "cancel_plan"
 ATTR_POWER = "power"
 ATTR_DURATION = "duration"
 ATTR_UNTIL_SOC = "until_soc"
@@ -56,6 +65,23 @@ def async_setup_services(hass: HomeAssistant) -> None:
     )
     hass.services.async_register(
         DOMAIN, SERVICE_STOP_OVERRIDE, async_stop_override, schema=STOP_OVERRIDE_SCHEMA
+    )
+
+    async def async_plan(call: ServiceCall) -> ServiceResponse:
+        return await async_plan_charge(hass, _battery(hass, call.data[ATTR_DEVICE_ID]), call.data)
+
+    async def async_cancel_plan(call: ServiceCall) -> None:
+        await _battery(hass, call.data[ATTR_DEVICE_ID]).planner.async_cancel()
+
+    hass.services.async_register(
+        DOMAIN,
+        SERVICE_PLAN_CHARGE,
+        async_plan,
+        schema=PLAN_CHARGE_SCHEMA,
+        supports_response=SupportsResponse.OPTIONAL,
+    )
+    hass.services.async_register(
+        DOMAIN, SERVICE_CANCEL_PLAN, async_cancel_plan, schema=CANCEL_PLAN_SCHEMA
     )
 
 
