@@ -40,29 +40,6 @@ ASSISTANT = "conversation"
 OVERRIDE_DURATION = {"hours": 1}
 EXAMPLE_DEVICE_ID = "PUT_THE_DEVICE_ID_HERE"
 EXAMPLE_POWER_W = 3000
-# Entity keys (the end of the unique id, `<backend>_<battery id>_<key>`) this script uses.
-KEYS = (
-    "state_of_charge",
-    "battery_power",
-    "control_mode",
-    "operation_mode",
-    "power_setpoint",
-    "charging",
-    "command_pending",
-    "command_status",
-    "override",
-    "override_end",
-    "plan",
-    "plan_next_start",
-    "energy_charged",
-    "energy_discharged",
-    "usable_capacity",
-    "grid_power",
-    "pv_power",
-    "grid_import_energy",
-    "grid_export_energy",
-    "pv_energy",
-)
 # Status tiles of a section, in this order (those the battery has).
 STATUS_KEYS = (
     "charging",
@@ -72,6 +49,23 @@ STATUS_KEYS = (
     "override_end",
     "plan",
     "plan_next_start",
+)
+# Entity keys (the end of the unique id, `<backend>_<battery id>_<key>`) this script uses.
+KEYS = (
+    "state_of_charge",
+    "battery_power",
+    "control_mode",
+    "operation_mode",
+    "power_setpoint",
+    *STATUS_KEYS,
+    "energy_charged",
+    "energy_discharged",
+    "usable_capacity",
+    "grid_power",
+    "pv_power",
+    "grid_import_energy",
+    "grid_export_energy",
+    "pv_energy",
 )
 OVERRIDE_BUTTONS = (
     ("charge", "Charge 1 h", "mdi:battery-charging-high"),
