@@ -5,9 +5,8 @@ One config entry per backend client, one ``battery`` subentry per battery (``_su
 
 from __future__ import annotations
 
-from collections.abc import Callable, Coroutine, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from functools import partial
 import re
 from typing import Any, Final, override
 from urllib.parse import urlsplit
@@ -43,6 +42,7 @@ from .api import (
     AuthError,
     Backend,
     BackendError,
+    BackendKind,
     BackendSpec,
     BatteryInfo,
     ConfigField,
@@ -86,8 +86,6 @@ _SELECTORS: Final[dict[FieldType, Any]] = {
     FieldType.URL: TextSelector(TextSelectorConfig(type=TextSelectorType.URL)),
 }
 _TYPED_IDS: Final = TextSelector(TextSelectorConfig(multiline=True))
-
-type _Step[ResultT] = Callable[[dict[str, Any] | None], Coroutine[Any, Any, ResultT]]
 
 
 # --- Forms from config fields ------------------------------------------------------------------
@@ -381,9 +379,12 @@ class BatteryBridgeConfigFlow(ConfigFlow, domain=DOMAIN):
     """Set up a backend: menu, the backend's step, then its batteries; reauth, reconfigure.
 
     The steps named after a backend kind (``<kind>``, ``<kind>_batteries``, ``<kind>_read_only``,
-    ``reconfigure_<kind>``) are found by ``__getattr__`` and run generic code with its spec: its
-    config fields are the form of the step ``<kind>``; its batteries are typed, listed (then
-    chosen) or named by a setting.
+    ``reconfigure_<kind>``) are thin methods (``async_step_<step>``, below) that run generic code
+    with the kind's spec: its config fields are the form of the step ``<kind>``; its batteries are
+    typed, listed (then chosen) or named by a setting. A new backend adds the steps its spec can
+    show: ``<kind>`` and ``reconfigure_<kind>`` always, ``<kind>_batteries`` when it lists its
+    batteries, ``<kind>_read_only`` when its client is a ``WriteProbe`` (and, in
+    ``BatterySubentryFlow``, ``<kind>`` unless a setting names its battery).
     """
 
     VERSION = 1
@@ -394,21 +395,6 @@ class BatteryBridgeConfigFlow(ConfigFlow, domain=DOMAIN):
         self._data: dict[str, Any] = {}
         self._batteries: list[BatteryInfo] = []
         self._finish: Callable[[], ConfigFlowResult] = self._async_create
-
-    def __getattr__(self, name: str) -> _Step[ConfigFlowResult]:
-        """Return the step ``name`` of a backend (Home Assistant looks steps up by name)."""
-        if name.startswith("async_step_"):
-            step = name.removeprefix("async_step_")
-            for kind, spec in BACKENDS.items():
-                handler = {
-                    kind: self._async_step_setup,
-                    f"{kind}_batteries": self._async_step_choose,
-                    f"{kind}_read_only": self._async_step_read_only,
-                    f"reconfigure_{kind}": self._async_step_reconfigure,
-                }.get(step)
-                if handler is not None:
-                    return partial(handler, spec)
-        raise AttributeError(name)
 
     @staticmethod
     @callback
@@ -432,6 +418,54 @@ class BatteryBridgeConfigFlow(ConfigFlow, domain=DOMAIN):
     async def async_step_user(self, user_input: dict[str, Any] | None = None) -> ConfigFlowResult:
         """Pick the backend."""
         return self.async_show_menu(step_id="user", menu_options=[str(kind) for kind in BACKENDS])
+
+    # --- The backends' steps (Home Assistant calls async_step_<step id>) ---------------------
+
+    async def async_step_flexconnect(
+        self, user_input: dict[str, Any] | None = None
+    ) -> ConfigFlowResult:
+        """Set up FlexConnect: address and typed battery ids."""
+        return await self._async_step_setup(backend_spec(BackendKind.FLEXCONNECT), user_input)
+
+    async def async_step_fems(self, user_input: dict[str, Any] | None = None) -> ConfigFlowResult:
+        """Set up FEMS: address, password, ESS."""
+        return await self._async_step_setup(backend_spec(BackendKind.FEMS), user_input)
+
+    async def async_step_fems_read_only(
+        self, user_input: dict[str, Any] | None = None
+    ) -> ConfigFlowResult:
+        """Confirm a FEMS whose password cannot write."""
+        return await self._async_step_read_only(backend_spec(BackendKind.FEMS), user_input)
+
+    async def async_step_enode(self, user_input: dict[str, Any] | None = None) -> ConfigFlowResult:
+        """Set up Enode: client credentials and environment."""
+        return await self._async_step_setup(backend_spec(BackendKind.ENODE), user_input)
+
+    async def async_step_enode_batteries(
+        self, user_input: dict[str, Any] | None = None
+    ) -> ConfigFlowResult:
+        """Choose the Enode batteries to add."""
+        return await self._async_step_choose(backend_spec(BackendKind.ENODE), user_input)
+
+    async def async_step_reconfigure_flexconnect(
+        self, user_input: dict[str, Any] | None = None
+    ) -> ConfigFlowResult:
+        """Reconfigure FlexConnect."""
+        return await self._async_step_reconfigure(backend_spec(BackendKind.FLEXCONNECT), user_input)
+
+    async def async_step_reconfigure_fems(
+        self, user_input: dict[str, Any] | None = None
+    ) -> ConfigFlowResult:
+        """Reconfigure FEMS."""
+        return await self._async_step_reconfigure(backend_spec(BackendKind.FEMS), user_input)
+
+    async def async_step_reconfigure_enode(
+        self, user_input: dict[str, Any] | None = None
+    ) -> ConfigFlowResult:
+        """Reconfigure Enode."""
+        return await self._async_step_reconfigure(backend_spec(BackendKind.ENODE), user_input)
+
+    # --- The generic steps -------------------------------------------------------------------
 
     async def _async_step_setup(
         self, spec: BackendSpec, user_input: dict[str, Any] | None = None
@@ -612,16 +646,23 @@ class BatterySubentryFlow(ConfigSubentryFlow):
         """Start with no batteries offered."""
         self._offered: dict[str, BatteryInfo] = {}
 
-    def __getattr__(self, name: str) -> _Step[SubentryFlowResult]:
-        """Return the step named after a backend kind (Home Assistant looks steps up by name)."""
-        kind = name.removeprefix("async_step_")
-        if kind != name and kind in BACKENDS:
-            return partial(self._async_step_add, BACKENDS[kind])
-        raise AttributeError(name)
-
     async def async_step_user(self, user_input: dict[str, Any] | None = None) -> SubentryFlowResult:
         """Go to the step of the entry's backend."""
         return await self._async_step_add(_spec_of(self._get_entry().data))
+
+    # The backends' steps (FEMS has none: a setting names its only battery)
+
+    async def async_step_flexconnect(
+        self, user_input: dict[str, Any] | None = None
+    ) -> SubentryFlowResult:
+        """Add a FlexConnect battery (typed)."""
+        return await self._async_step_add(backend_spec(BackendKind.FLEXCONNECT), user_input)
+
+    async def async_step_enode(
+        self, user_input: dict[str, Any] | None = None
+    ) -> SubentryFlowResult:
+        """Add an Enode battery (picked from the listed ones)."""
+        return await self._async_step_add(backend_spec(BackendKind.ENODE), user_input)
 
     async def _async_step_add(
         self, spec: BackendSpec, user_input: dict[str, Any] | None = None
@@ -722,7 +763,8 @@ class BatteryBridgeOptionsFlow(OptionsFlowWithReload):
         """Show and store the options."""
         entry = self.config_entry
         if user_input is not None:
-            # Home Assistant forbids both an update listener and the automatic reload.
+            # A loaded entry's update listener reloads it; one that is not loaded (set-up failed,
+            # or waiting to retry) has none: reload that here. Home Assistant forbids both.
             self.automatic_reload = not entry.update_listeners
             return self.async_create_entry(data=user_input)
         spec = _spec_of(entry.data)

@@ -9,6 +9,7 @@ from dataclasses import replace
 from datetime import timedelta
 from itertools import product
 import json
+import logging
 from typing import Any
 from unittest.mock import MagicMock
 
@@ -207,6 +208,19 @@ async def test_one_regex_get_per_poll(serve: Serve, session: aiohttp.ClientSessi
     assert method == "GET"
     assert path.startswith("/rest/channel/(_sum|ess0|battery0|_meta|ctrlApiRest0)/(EssSoc|")
     assert "_PropertyApiTimeout" in path
+
+
+async def test_each_reply_is_logged_once(
+    serve: Serve, session: aiohttp.ClientSession, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The transport (api/_http.py ``send``) logs each reply; the FEMS client does not repeat it."""
+    _, server = await serve()
+    backend = make_backend(session, server)
+    with caplog.at_level(logging.DEBUG, logger="custom_components.battery_bridge.api"):
+        await backend.async_get_snapshot("ess0")
+    replies = [record for record in caplog.records if "-> HTTP" in record.getMessage()]
+    assert len(replies) == 1
+    assert replies[0].getMessage().startswith("FEMS GET /rest/channel/")
 
 
 def test_channel_regexes_escape_the_ess_id() -> None:

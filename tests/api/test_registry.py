@@ -41,6 +41,8 @@ def test_specs_are_consistent(spec: BackendSpec) -> None:
     assert not (spec.lists_batteries and spec.battery_id_setting)
     assert spec.min_poll_interval <= spec.poll_interval
     assert spec.secret is None or spec.secret.key in spec.redact
+    # an address names the owner's network: diagnostics must not show it either
+    assert all(item.key in spec.redact for item in spec.fields if item.type is FieldType.HOST)
 
 
 def test_flexconnect_spec() -> None:

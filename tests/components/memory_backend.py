@@ -1,8 +1,9 @@
 """A fourth backend that lives only in the tests: a bank of batteries held in memory.
 
-It proves the seam of issue 8: its module is a spec and a client, like api/fems.py; registered
-with one line (``register``), it gets the config flow, entities and control through the generic
-code of the integration, which knows nothing about it.
+It proves the seam of issue 8: its module is a spec and a client, like api/fems.py, plus the thin
+step methods of its forms, like those config_flow.py has for each built-in backend; registered
+with one line (``register``: the registry entry and those methods), it gets the config flow,
+entities and control through the generic code of the integration, which knows nothing about it.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from datetime import timedelta
 from typing import Any, Final
 
 import aiohttp
+from homeassistant.config_entries import ConfigFlowResult, SubentryFlowResult
 
 from custom_components.battery_bridge.api import (
     BackendSpec,
@@ -31,6 +33,10 @@ from custom_components.battery_bridge.api import (
 )
 from custom_components.battery_bridge.api.backend import SETPOINT_OVERRIDES
 from custom_components.battery_bridge.api.registry import BACKENDS
+from custom_components.battery_bridge.config_flow import (
+    BatteryBridgeConfigFlow,
+    BatterySubentryFlow,
+)
 
 KIND: Final = "memory"
 SETTING_BANK: Final = "bank"
@@ -135,6 +141,51 @@ SPEC: Final = BackendSpec(
 )
 
 
+# The steps its spec can show (the bank, the battery choice, reconfiguration; adding a battery):
+# thin methods like a built-in backend's in config_flow.py. No write probe: no read-only step.
+
+
+async def async_step_memory(
+    self: BatteryBridgeConfigFlow, user_input: dict[str, Any] | None = None
+) -> ConfigFlowResult:
+    """Set up a bank."""
+    return await self._async_step_setup(SPEC, user_input)
+
+
+async def async_step_memory_batteries(
+    self: BatteryBridgeConfigFlow, user_input: dict[str, Any] | None = None
+) -> ConfigFlowResult:
+    """Choose the bank's batteries to add."""
+    return await self._async_step_choose(SPEC, user_input)
+
+
+async def async_step_reconfigure_memory(
+    self: BatteryBridgeConfigFlow, user_input: dict[str, Any] | None = None
+) -> ConfigFlowResult:
+    """Reconfigure a bank."""
+    return await self._async_step_reconfigure(SPEC, user_input)
+
+
+async def async_step_add_memory(
+    self: BatterySubentryFlow, user_input: dict[str, Any] | None = None
+) -> SubentryFlowResult:
+    """Add a battery of the bank."""
+    return await self._async_step_add(SPEC, user_input)
+
+
 def register(monkeypatch: Any) -> None:
-    """Add the backend to the registry until the test ends (``pytest.MonkeyPatch``)."""
+    """Add the backend until the test ends (``pytest.MonkeyPatch``): its spec and its steps.
+
+    A built-in backend has its registry line in api/registry.py and its step methods written out
+    in the flow classes; this one, not part of the integration, sets them for the test only.
+    """
     monkeypatch.setitem(BACKENDS, KIND, SPEC)
+    for name, step in (
+        (f"async_step_{KIND}", async_step_memory),
+        (f"async_step_{KIND}_batteries", async_step_memory_batteries),
+        (f"async_step_reconfigure_{KIND}", async_step_reconfigure_memory),
+    ):
+        monkeypatch.setattr(BatteryBridgeConfigFlow, name, step, raising=False)
+    monkeypatch.setattr(
+        BatterySubentryFlow, f"async_step_{KIND}", async_step_add_memory, raising=False
+    )

@@ -41,6 +41,7 @@ from custom_components.battery_bridge.api import (
     AuthError,
     Backend,
     BackendKind,
+    BackendSpec,
     BatteryInfo,
     BatterySnapshot,
     BatteryState,
@@ -52,7 +53,9 @@ from custom_components.battery_bridge.api import (
     ProtocolError,
     RateLimitedError,
     UnknownBatteryError,
+    WriteProbe,
 )
+from custom_components.battery_bridge.api.registry import BACKENDS
 from custom_components.battery_bridge.backends import create_backend as real_create_backend
 from custom_components.battery_bridge.config_flow import (
     CONF_BATTERY_IDS,
@@ -78,6 +81,8 @@ from custom_components.battery_bridge.const import (
 )
 from simulator.fems import Firmware
 from tests.conftest import StartApp
+
+from .memory_backend import KIND as MEMORY_KIND, register as register_memory_backend
 
 INTEGRATION = Path(__file__).parents[2] / "custom_components" / DOMAIN
 FLEX_A = "90D2A30FA3D2AD48525CD255F469C167ECF8292C"
@@ -418,14 +423,83 @@ async def test_refused_command_at_setup_is_unexpected(
     assert "Unexpected error while checking the flexconnect backend" in caplog.text
 
 
+def _settings(spec: BackendSpec) -> dict[str, Any]:
+    """Return settings a spec's client can be built from (no I/O: only to look at it)."""
+    return {
+        item.key: item.default if item.default is not None else (item.choices or ("x",))[0]
+        for item in spec.fields
+        if item.required or item.default is not None
+    }
+
+
+def _backend_steps(spec: BackendSpec) -> tuple[set[str], set[str]]:
+    """Return the step ids a backend's forms can show: in the config flow, in the subentry flow."""
+    kind = spec.kind
+    config = {kind, f"reconfigure_{kind}"}
+    if spec.lists_batteries:
+        config.add(f"{kind}_batteries")
+    if isinstance(spec.create(_settings(spec), MagicMock()), WriteProbe):
+        config.add(f"{kind}_read_only")
+    return config, set() if spec.battery_id_setting is not None else {kind}
+
+
+def _step_methods(flow_class: type) -> set[str]:
+    return {
+        name.removeprefix("async_step_")
+        for name in vars(flow_class)
+        if name.startswith("async_step_")
+    }
+
+
+def test_every_registered_backend_has_its_steps_as_methods(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Each step a registered spec can show is a real method of the flow class, and only those.
+
+    Home Assistant calls a step by its name (``async_step_<step id>``); the tests-only fourth
+    backend (memory_backend.py) brings its own step methods with its registry line.
+    """
+    built_in = [_backend_steps(spec) for spec in BACKENDS.values()]
+    strings = _load("strings.json")
+    assert set().union(*(config for config, _ in built_in)) == set(strings["config"]["step"]) - {
+        "user",
+        "reauth_confirm",
+    }
+    assert set().union(*(subentry for _, subentry in built_in)) == set(
+        strings["config_subentries"][SUBENTRY_BATTERY]["step"]
+    )
+
+    register_memory_backend(monkeypatch)
+    config_steps: set[str] = {"user", "reauth", "reauth_confirm", "reconfigure"}
+    subentry_steps: set[str] = {"user"}
+    for spec in BACKENDS.values():
+        config, subentry = _backend_steps(spec)
+        for step in config:
+            assert hasattr(BatteryBridgeConfigFlow, f"async_step_{step}"), step
+        for step in subentry:
+            assert hasattr(BatterySubentryFlow, f"async_step_{step}"), step
+        config_steps |= config
+        subentry_steps |= subentry
+    assert MEMORY_KIND in BACKENDS
+    assert _step_methods(BatteryBridgeConfigFlow) == config_steps
+    assert _step_methods(BatterySubentryFlow) == subentry_steps
+    for flow_class in (BatteryBridgeConfigFlow, BatterySubentryFlow):
+        assert not hasattr(flow_class, "__getattr__")
+
+
 def test_steps_are_found_for_registered_kinds_only() -> None:
-    """The steps named after a kind exist for the registry's kinds, nothing else does."""
+    """An instance has no step for a kind that is not registered, nor any other name."""
     flow, subentry_flow = BatteryBridgeConfigFlow(), BatterySubentryFlow()
-    for kind in ("flexconnect", "fems", "enode"):
-        assert hasattr(flow, f"async_step_{kind}")
-        assert hasattr(flow, f"async_step_reconfigure_{kind}")
-        assert hasattr(subentry_flow, f"async_step_{kind}")
-    for name in ("async_step_modbus", "async_step_reconfigure_modbus", "async_step_fems_x", "x"):
+    assert hasattr(flow, "async_step_fems_read_only")
+    assert not hasattr(subentry_flow, "async_step_fems")  # a setting names its only battery
+    for name in (
+        "async_step_modbus",
+        "async_step_reconfigure_modbus",
+        "async_step_fems_x",
+        "async_step_flexconnect_read_only",
+        "async_step_memory",
+        "x",
+    ):
         assert not hasattr(flow, name)
         assert not hasattr(subentry_flow, name)
 

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 
+from homeassistant.components.diagnostics import REDACTED
+from homeassistant.const import CONF_HOST
 from homeassistant.core import HomeAssistant
 import pytest
 from pytest_homeassistant_custom_component.common import MockConfigEntry
@@ -27,12 +29,15 @@ async def test_diagnostics(
     init_integration: MockConfigEntry,
     snapshot: SnapshotAssertion,
 ) -> None:
-    """Diagnostics hold settings and each battery's data, and no secret, owner or location."""
+    """Diagnostics hold settings and each battery's data, and no secret, owner, location or host."""
     diagnostics = await get_diagnostics_for_config_entry(hass, hass_client, init_integration)
     assert diagnostics == snapshot
     dumped = json.dumps(diagnostics)
     for secret in SECRETS:
         assert secret not in dumped
+    if host := init_integration.data.get(CONF_HOST):  # FEMS, FlexConnect: the device's address
+        assert host not in dumped
+        assert diagnostics["entry"]["data"][CONF_HOST] == REDACTED
     assert len(diagnostics["batteries"]) == len(init_integration.subentries)
 
 

@@ -479,7 +479,6 @@ class _FemsRest:
                 headers=self._headers,
                 json=payload,
             )
-        _LOGGER.debug("%s -> HTTP %s, %d bytes", where, reply.status, len(reply.body))
         if reply.status != 200:
             raise self.error(reply.status, reply.body, method, where, reply.retry_after)
         return decode_json(reply, f"FEMS {where}")
@@ -869,5 +868,5 @@ SPEC: Final = BackendSpec(
     battery_id_setting=SETTING_ESS_ID,
     battery_ids_unique=False,  # "ess0" on nearly every FEMS
     commands_expire=True,  # the FEMS API timeout
-    redact=frozenset({SETTING_PASSWORD}),
+    redact=frozenset({SETTING_HOST, SETTING_PASSWORD}),  # the address and the credential
 )

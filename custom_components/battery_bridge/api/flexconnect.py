@@ -789,4 +789,5 @@ SPEC: Final = BackendSpec(
     ),
     # The API cannot list batteries: their ids (SKIs, case-insensitive) are typed.
     normalize_battery_id=_normalise_id,
+    redact=frozenset({SETTING_HOST}),  # the address (no credential)
 )
