@@ -157,6 +157,20 @@ class SentenceSpec:
     sentences: tuple[str, ...]
     numbers: tuple[Number, ...] = field(default=())
 
+    @property
+    def trigger_id(self) -> str:
+        """Return the trigger's id: what the sentences mean (battery, intent, slots), not their words.
+
+        The same across rebuilds, so a sentence matched just before one still finds its meaning (a
+        renamed battery keeps its ids); unique among the specs of ``async_sentence_specs``.
+        """
+        slots = ",".join(f"{key}={value}" for key, value in sorted(self.slots.items()))
+        numbers = ",".join(
+            f"{n.wildcard}>{n.slot}*{n.factor:g}{'' if n.sign is None else f'*{n.sign}'}"
+            for n in self.numbers
+        )
+        return f"{self.intent_type}({slots})[{numbers}]"
+
 
 def _override_specs() -> Iterable[tuple[OverrideMode, tuple[str, ...], tuple[Number, ...]]]:
     """Yield the override sentences: for a duration, to a state of charge, with a power."""
@@ -267,7 +281,11 @@ class SentenceTriggers:
         """Start with no triggers."""
         self.hass = hass
         self.specs: dict[str, SentenceSpec] = {}
+        """The attached triggers' specs by trigger id (empty: none attached)."""
         self._remove: CALLBACK_TYPE | None = None
+        # Our devices and entities as of the last rebuild: registry removals name only the id.
+        self._device_ids: set[str] = set()
+        self._entity_ids: set[str] = set()
         self._task: asyncio.Task[None] | None = None
         self._again = False
         self._unsub_exposure: CALLBACK_TYPE | None = None
@@ -286,7 +304,11 @@ class SentenceTriggers:
         self._again = True
         while self._again:
             self._again = False
-            await self._async_update()
+            try:
+                await self._async_update()
+            except Exception:  # noqa: BLE001 - logged, not lost in the task
+                # ``specs`` still tells what is attached: the next change tries again.
+                LOGGER.exception("Could not attach the Battery Bridge sentences")
 
     async def _async_update(self) -> None:
         hass = self.hass
@@ -294,14 +316,12 @@ class SentenceTriggers:
             self._unsub_exposure = async_listen_entity_updates(
                 hass, CONVERSATION, self.async_schedule_update
             )
+        self._remember_ids()
         specs = async_sentence_specs(hass, async_batteries(hass), await async_mode_phrases(hass))
-        wanted = {f"{index}": spec for index, spec in enumerate(specs)}
+        wanted = {spec.trigger_id: spec for spec in specs}
         if wanted == self.specs:
             return
-        self.async_remove()
-        self.specs = wanted
-        if not wanted:
-            return
+        # Validated before the attached triggers go: an invalid sentence leaves them in place.
         configs = await async_validate_trigger_config(
             hass,
             [
@@ -309,10 +329,63 @@ class SentenceTriggers:
                 for key, spec in wanted.items()
             ],
         )
-        self._remove = await async_initialize_triggers(
-            hass, configs, self._async_triggered, DOMAIN, "Battery Bridge sentences", _log
+        self.async_remove()
+        if not wanted:
+            return
+        # The specs before the triggers, which may fire as soon as they are attached.
+        self.specs = wanted
+        try:
+            self._remove = await async_initialize_triggers(
+                hass, configs, self._async_triggered, DOMAIN, "Battery Bridge sentences", _log
+            )
+        finally:
+            if self._remove is None:  # raised, or none attached (logged): the next run tries again
+                self.specs = {}
+        if self._remove is not None:
+            LOGGER.debug("Attached %s sentence triggers", len(wanted))
+
+    @callback
+    def _remember_ids(self) -> None:
+        """Remember the devices and entities of the loaded entries (for the registry filters)."""
+        devices = dr.async_get(self.hass)
+        entities = er.async_get(self.hass)
+        self._device_ids = set()
+        self._entity_ids = set()
+        for entry in self.hass.config_entries.async_loaded_entries(DOMAIN):
+            self._device_ids.update(
+                device.id for device in dr.async_entries_for_config_entry(devices, entry.entry_id)
+            )
+            self._entity_ids.update(
+                entity.entity_id
+                for entity in er.async_entries_for_config_entry(entities, entry.entry_id)
+            )
+        for device_id in self._device_ids:
+            self._entity_ids.update(
+                entity.entity_id
+                for entity in er.async_entries_for_device(
+                    entities, device_id, include_disabled_entities=True
+                )
+            )
+
+    @callback
+    def async_is_our_device(self, data: Mapping[str, Any]) -> bool:
+        """Return True when a device registry event is about a battery's device."""
+        device_id = data["device_id"]
+        if device_id in self._device_ids:
+            return True
+        device = dr.async_get(self.hass).async_get(device_id)
+        return device is not None and any(domain == DOMAIN for domain, _ in device.identifiers)
+
+    @callback
+    def async_is_our_entity(self, data: Mapping[str, Any]) -> bool:
+        """Return True when an entity registry event is about an entity of a battery (or was)."""
+        ids = {data["entity_id"], data.get("old_entity_id")}
+        if not ids.isdisjoint(self._entity_ids):
+            return True
+        entity = er.async_get(self.hass).async_get(data["entity_id"])
+        return entity is not None and (
+            entity.platform == DOMAIN or entity.device_id in self._device_ids
         )
-        LOGGER.debug("Attached %s sentence triggers", len(wanted))
 
     @callback
     def async_remove(self) -> None:
@@ -378,8 +451,17 @@ def async_setup_sentences(hass: HomeAssistant) -> None:
             triggers.async_schedule_update()
 
     hass.bus.async_listen(EVENT_COMPONENT_LOADED, _component_loaded)
-    hass.bus.async_listen(dr.EVENT_DEVICE_REGISTRY_UPDATED, triggers.async_schedule_update)
-    hass.bus.async_listen(er.EVENT_ENTITY_REGISTRY_UPDATED, triggers.async_schedule_update)
+    # Only our devices and entities: other registry changes leave the sentences as they are.
+    hass.bus.async_listen(
+        dr.EVENT_DEVICE_REGISTRY_UPDATED,
+        triggers.async_schedule_update,
+        event_filter=triggers.async_is_our_device,
+    )
+    hass.bus.async_listen(
+        er.EVENT_ENTITY_REGISTRY_UPDATED,
+        triggers.async_schedule_update,
+        event_filter=triggers.async_is_our_entity,
+    )
     triggers.async_schedule_update()
 
 

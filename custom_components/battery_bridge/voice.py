@@ -2,12 +2,15 @@
 
 A battery answers to its device names and subentry title (any case) or its device id; an
 assistant reads it when any of its entities is exposed, controls it when a number or select is.
+Spoken answers live in voice_texts/<language>.json, spoken errors in the exception translations.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+import json
 import math
+from pathlib import Path
 import re
 from typing import Final
 
@@ -17,6 +20,7 @@ from homeassistant.core import HomeAssistant, callback
 from homeassistant.exceptions import HomeAssistantError
 from homeassistant.helpers import device_registry as dr, entity_registry as er, translation
 from homeassistant.helpers.intent import IntentResponseErrorCode
+from homeassistant.util.hass_dict import HassKey
 
 from .api import Capabilities, ControlMode
 from .const import DOMAIN
@@ -38,6 +42,10 @@ MODE_SYNONYMS: Final[dict[ControlMode, tuple[str, ...]]] = {
 SPOKEN_MODES: Final = tuple(MODE_SYNONYMS)
 # Languages whose mode names go into the sentences whatever the request language is.
 SENTENCE_LANGUAGES: Final = ("en", "de")
+VOICE_TEXTS: Final = Path(__file__).parent / "voice_texts"
+DATA_VOICE_TEXTS: HassKey[dict[str, dict[str, str]]] = HassKey(f"{DOMAIN}_voice_texts")
+_ANSWER: Final = "voice_texts."
+"""The prefix of the spoken answers among a ``Speech``'s texts."""
 
 _NUMBER_WORDS: Final = {
     "a": 1, "an": 1, "one": 1, "two": 2, "three": 3, "four": 4, "five": 5, "six": 6,
@@ -75,8 +83,8 @@ def parse_number(text: str) -> float | None:
     return sign * number if math.isfinite(number) else None
 
 
-class VoiceError(Exception):
-    """A failure to tell the user: a ``voice_*`` translation key and its placeholders."""
+class VoiceError(HomeAssistantError):
+    """A failure to tell the user: a ``voice_*`` exception translation key and its placeholders."""
 
     def __init__(
         self,
@@ -85,7 +93,9 @@ class VoiceError(Exception):
         **placeholders: str,
     ) -> None:
         """Keep the key, the response error code and the placeholders."""
-        super().__init__(key)
+        super().__init__(
+            translation_domain=DOMAIN, translation_key=key, translation_placeholders=placeholders
+        )
         self.key = key
         self.code = code
         self.placeholders = placeholders
@@ -186,10 +196,10 @@ def async_find_battery(hass: HomeAssistant, name: str, assistant: str | None) ->
 
 
 class Speech:
-    """The translated texts of one language: ``voice_*`` and the controller's error messages."""
+    """The texts of one language: spoken answers, ``voice_*`` errors and the controller's errors."""
 
     def __init__(self, language: str, texts: dict[str, str], fallback: dict[str, str]) -> None:
-        """Keep the translations (flattened keys) of ``language`` and the English ones."""
+        """Keep the texts (flattened translation keys and answers) of ``language`` and English."""
         self.language = language
         self._texts = texts
         self._fallback = fallback
@@ -198,8 +208,12 @@ class Speech:
         return self._texts.get(key) or self._fallback.get(key)
 
     def say(self, key: str, **placeholders: str) -> str:
-        """Return the message ``voice_*`` (or a controller error key) with its placeholders."""
-        message = self._text(f"component.{DOMAIN}.exceptions.{key}.message") or key
+        """Return the answer or error ``voice_*`` (or a controller error key) with its placeholders."""
+        message = (
+            self._text(f"{_ANSWER}{key}")
+            or self._text(f"component.{DOMAIN}.exceptions.{key}.message")
+            or key
+        )
         try:
             return message.format(**placeholders)
         except KeyError, IndexError, ValueError:
@@ -227,12 +241,28 @@ class Speech:
         return {spoken(self.mode(mode))} | {spoken(self.mode(mode).split("(")[0])}
 
 
+def _read_voice_texts() -> dict[str, dict[str, str]]:
+    """Return the spoken answers of each language shipped (in the executor: it reads files)."""
+    return {
+        path.stem: json.loads(path.read_text(encoding="utf-8"))
+        for path in sorted(VOICE_TEXTS.glob("*.json"))
+    }
+
+
+async def async_voice_texts(hass: HomeAssistant) -> dict[str, dict[str, str]]:
+    """Return the spoken answers by language, read once."""
+    if (texts := hass.data.get(DATA_VOICE_TEXTS)) is None:
+        texts = hass.data[DATA_VOICE_TEXTS] = await hass.async_add_executor_job(_read_voice_texts)
+    return texts
+
+
 async def async_speech(hass: HomeAssistant, language: str | None) -> Speech:
     """Return the texts of ``language`` (default: the system language), English where missing."""
     language = language or hass.config.language
+    answers = await async_voice_texts(hass)
 
     async def load(lang: str) -> dict[str, str]:
-        texts: dict[str, str] = {}
+        texts = {f"{_ANSWER}{key}": text for key, text in answers.get(lang, {}).items()}
         for category in ("exceptions", "entity"):
             texts |= await translation.async_get_translations(hass, lang, category, [DOMAIN])
         return texts

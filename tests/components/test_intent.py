@@ -4,6 +4,10 @@ from __future__ import annotations
 
 import asyncio
 from dataclasses import replace
+import json
+from pathlib import Path
+import re
+import threading
 from typing import Any
 from unittest.mock import patch
 
@@ -12,6 +16,7 @@ from homeassistant.core import Context, HomeAssistant
 from homeassistant.exceptions import HomeAssistantError
 from homeassistant.helpers import device_registry as dr, entity_registry as er, intent
 from homeassistant.setup import async_setup_component
+import probatio as vol
 import pytest
 from pytest_homeassistant_custom_component.common import MockConfigEntry
 
@@ -28,10 +33,17 @@ from custom_components.battery_bridge.intent import (
     INTENT_SET_POWER,
     INTENT_START_OVERRIDE,
     INTENT_STOP_OVERRIDE,
+    POWER_KEYS,
 )
-from custom_components.battery_bridge.sentences import DATA_SENTENCES, async_update_sentences
+from custom_components.battery_bridge.sentences import (
+    DATA_SENTENCES,
+    async_initialize_triggers,
+    async_update_sentences,
+    battery_specs,
+)
 from custom_components.battery_bridge.voice import (
     Speech,
+    _read_voice_texts,
     async_mode_phrases,
     async_speech,
     parse_number,
@@ -317,3 +329,217 @@ async def test_update_sentences_before_setup(hass: HomeAssistant) -> None:
     """An entry loading before the domain set up its sentences changes nothing."""
     async_update_sentences(hass)
     assert DATA_SENTENCES not in hass.data
+
+
+# --- Sentence triggers: rebuilds, trigger ids, registry events ---------------------------------
+
+
+def _expose_device(hass: HomeAssistant, device_id: str, exposed: bool) -> None:
+    for entity in er.async_entries_for_device(er.async_get(hass), device_id):
+        async_expose_entity(hass, "conversation", entity.entity_id, exposed)
+
+
+def _trigger(trigger_id: str, sentence: str, **slots: str) -> dict[str, Any]:
+    return {"trigger": {"id": trigger_id, "sentence": sentence, "slots": slots, "user_input": {}}}
+
+
+@pytest.mark.parametrize("fails_by", ["raising", "attaching_none"])
+async def test_failed_attach_is_retried(
+    hass: HomeAssistant, intents: MockConfigEntry, caplog: pytest.LogCaptureFixture, fails_by: str
+) -> None:
+    """Triggers that did not attach are attached by the next rebuild (the failure is logged)."""
+    expose(hass, intents)
+    calls: list[None] = []
+
+    async def flaky(*args: Any, **kwargs: Any) -> Any:
+        calls.append(None)
+        if len(calls) > 1:
+            return await async_initialize_triggers(*args, **kwargs)
+        if fails_by == "raising":
+            raise RuntimeError("boom")
+        return None
+
+    with patch("custom_components.battery_bridge.sentences.async_initialize_triggers", flaky):
+        assert await async_setup_component(hass, "conversation", {})
+        await hass.async_block_till_done()
+        triggers = hass.data[DATA_SENTENCES]
+        assert len(calls) == 1
+        assert triggers.specs == {}
+        assert ("Could not attach the Battery Bridge sentences" in caplog.text) is (
+            fails_by == "raising"
+        )
+        triggers.async_schedule_update()
+        await hass.async_block_till_done()
+    assert len(calls) == 2
+    assert triggers.specs
+    assert await say(hass, "how full is FEMS ess0") == "FEMS ess0 is at 72 %."
+
+
+async def test_invalid_sentences_keep_the_attached_ones(
+    hass: HomeAssistant, intents: MockConfigEntry, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A rebuild whose sentences do not validate leaves the triggers in place."""
+    assert await async_setup_component(hass, "conversation", {})
+    expose(hass, intents)
+    await hass.async_block_till_done()
+    triggers = hass.data[DATA_SENTENCES]
+    specs = triggers.specs
+    (device,) = dr.async_entries_for_config_entry(dr.async_get(hass), intents.entry_id)
+    with patch(
+        "custom_components.battery_bridge.sentences.async_validate_trigger_config",
+        side_effect=vol.Invalid("bad sentence"),
+    ):
+        dr.async_get(hass).async_update_device(device.id, name_by_user="Hausspeicher")
+        await hass.async_block_till_done()
+    assert "Could not attach the Battery Bridge sentences" in caplog.text
+    assert triggers.specs == specs
+    # The old sentences still run (spoken with the battery's name now); the next rebuild works.
+    assert await say(hass, "how full is FEMS ess0") == "Hausspeicher is at 72 %."
+    triggers.async_schedule_update()
+    await hass.async_block_till_done()
+    assert await say(hass, "how full is Hausspeicher") == "Hausspeicher is at 72 %."
+
+
+def test_trigger_ids_are_unique() -> None:
+    """Every spec of a battery has an id of its own, from its meaning."""
+    specs = battery_specs("dev", "(a|b)", {mode: (mode.value,) for mode in ControlMode})
+    assert len({spec.trigger_id for spec in specs}) == len(specs)
+    assert specs[0].trigger_id == "BatteryBridgeGetState(battery=dev,what=soc)[]"
+
+
+@pytest.mark.parametrize("backend_kind", [BackendKind.FLEXCONNECT])
+async def test_trigger_ids_survive_rebuilds(
+    hass: HomeAssistant, intents: MockConfigEntry, mock_backend: FakeBackend
+) -> None:
+    """A sentence matched before a rebuild runs for its own battery, never for another one."""
+    assert await async_setup_component(hass, "conversation", {})
+    expose(hass, intents)
+    await hass.async_block_till_done()
+    triggers = hass.data[DATA_SENTENCES]
+    before = dict(triggers.specs)
+    first, second = dict.fromkeys(spec.slots["battery"] for spec in before.values())
+
+    def key(battery: str, intent_type: str, factor: float = 1, **slots: str) -> str:
+        return next(
+            key
+            for key, spec in before.items()
+            if spec.intent_type == intent_type
+            and spec.slots == {"battery": battery, **slots}
+            and all(number.factor == factor for number in spec.numbers)
+        )
+
+    soc = {battery: key(battery, INTENT_GET_STATE, what="soc") for battery in (first, second)}
+    set_power = key(first, INTENT_SET_POWER)
+    second_soc = await triggers._async_triggered(_trigger(soc[second], "how full is it"))
+    assert second_soc.conversation_response.endswith(" is at 12.5 %.")
+    # Renamed: the same ids.
+    dr.async_get(hass).async_update_device(first, name_by_user="Renamed")
+    await hass.async_block_till_done()
+    assert set(triggers.specs) == set(before)
+    # The first battery is no longer exposed: its ids are gone, the second one's still mean it.
+    _expose_device(hass, first, False)
+    await hass.async_block_till_done()
+    result = await triggers._async_triggered(_trigger(soc[second], "how full is it"))
+    assert result.conversation_response == second_soc.conversation_response
+    result = await triggers._async_triggered(_trigger(soc[first], "how full is renamed"))
+    assert result.conversation_response == (
+        "I don't know a battery called how full is renamed. Batteries: -."
+    )
+    await triggers._async_triggered(_trigger(set_power, "set renamed power to 100 w", power="100"))
+    assert mock_backend.applied == []
+
+
+async def test_registry_events_of_other_integrations(
+    hass: HomeAssistant, intents: MockConfigEntry
+) -> None:
+    """Only changes of our devices and entities rebuild the sentences."""
+    assert await async_setup_component(hass, "conversation", {})
+    expose(hass, intents)
+    await hass.async_block_till_done()
+    runs: list[None] = []
+
+    async def phrases(hass: HomeAssistant) -> dict[ControlMode, tuple[str, ...]]:
+        runs.append(None)
+        return await async_mode_phrases(hass)
+
+    devices, entities = dr.async_get(hass), er.async_get(hass)
+    other = MockConfigEntry(domain="other")
+    other.add_to_hass(hass)
+    with patch("custom_components.battery_bridge.sentences.async_mode_phrases", phrases):
+        # Someone else's device and entity: created, renamed, removed.
+        device = devices.async_get_or_create(
+            config_entry_id=other.entry_id, identifiers={("other", "1")}, name="Lamp"
+        )
+        devices.async_update_device(device.id, name_by_user="Kitchen lamp")
+        entity = entities.async_get_or_create("light", "other", "1", config_entry=other)
+        entities.async_update_entity(entity.entity_id, name="Kitchen")
+        entities.async_remove(entity.entity_id)
+        devices.async_remove_device(device.id)
+        await hass.async_block_till_done()
+        assert runs == []
+        # Ours: the battery renamed, an entity renamed, an entity removed.
+        (battery,) = dr.async_entries_for_config_entry(devices, intents.entry_id)
+        devices.async_update_device(battery.id, name_by_user="Home")
+        await hass.async_block_till_done()
+        assert len(runs) == 1
+        ours = er.async_entries_for_device(entities, battery.id)[0].entity_id
+        entities.async_update_entity(ours, new_entity_id=f"{ours}_renamed")
+        await hass.async_block_till_done()
+        assert len(runs) == 2
+        entities.async_remove(f"{ours}_renamed")
+        await hass.async_block_till_done()
+        assert len(runs) == 3
+    assert await say(hass, "how full is Home") == "Home is at 72 %."
+
+
+# --- Where the texts live ----------------------------------------------------------------------
+
+COMPONENT = Path(__file__).parents[2] / "custom_components" / "battery_bridge"
+RAISED = re.compile(r'(?:VoiceError\(\s*|_async_say\(\s*language,\s*)"(voice_[a-z_]+)"')
+
+
+def _json(path: Path) -> Any:
+    return json.loads(path.read_text(encoding="utf-8"))
+
+
+@pytest.mark.parametrize(
+    "filename", ["strings.json", "translations/en.json", "translations/de.json"]
+)
+def test_spoken_answers_are_no_exceptions(filename: str) -> None:
+    """Answers come from voice_texts/, errors from the exception translations; none is missing."""
+    language = "en" if filename == "strings.json" else Path(filename).stem
+    answers = _json(COMPONENT / "voice_texts" / f"{language}.json")
+    assert set(answers) == set(_json(COMPONENT / "voice_texts" / "en.json"))
+    assert all(answers.values())
+    source = "".join(
+        (COMPONENT / module).read_text(encoding="utf-8")
+        for module in ("voice.py", "intent.py", "sentences.py")
+    )
+    errors = set(RAISED.findall(source))
+    exceptions = {key for key in _json(COMPONENT / filename)["exceptions"] if "voice" in key}
+    assert exceptions == errors
+    # Every text the intents speak, the ones whose key is made up included.
+    spoken = set(re.findall(r'"(voice_[a-z_]+)"', source)) - {"voice_texts"} | {
+        *(f"voice_{part}_unknown" for part in ("soc", "power", "mode", "setpoint")),
+        *(f"voice_{kind}_{way}" for kind in ("setpoint", "power_set") for way in POWER_KEYS),
+    }
+    assert spoken == set(answers) | errors
+
+
+async def test_voice_texts_read_once_off_the_loop(hass: HomeAssistant) -> None:
+    """The answers are read from their files once, in the executor."""
+    threads: list[threading.Thread] = []
+
+    def read() -> dict[str, dict[str, str]]:
+        threads.append(threading.current_thread())
+        return _read_voice_texts()
+
+    with patch("custom_components.battery_bridge.voice._read_voice_texts", read):
+        english = await async_speech(hass, "en")
+        german = await async_speech(hass, "de")
+    assert threads
+    assert threads[0] is not threading.main_thread()
+    assert len(threads) == 1
+    assert english.say("voice_mode_set", battery="B", mode="Auto") == "B is set to Auto."
+    assert german.say("voice_mode_set", battery="B", mode="Auto") == "B ist auf Auto gestellt."
+    assert german.say("voice_read_only", battery="B") == "B kann nur gelesen werden."
