@@ -43,8 +43,9 @@ from .overrides import SETPOINT_SIGN, Override, target_reached
 # The setpoint bounds where the backend reports none (FlexConnect), in W.
 FALLBACK_SETPOINT_BOUND_W: Final = 10_000
 
-type IntentListener = Callable[[Override | None, Override | None], None]
-"""Told after each write: the override that ran before it and the one running now (or None)."""
+type IntentListener = Callable[[Override | None, Override | None, object | None], None]
+"""Told after each write: the override that ran before it, the one running now (or None) and
+the write's owner (``None``: a user's write, or an override's own end)."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -52,11 +53,13 @@ class ActiveIntent:
     """The command the controller last wrote and keeps applied, and when it was requested.
 
     ``override``: set while the command is a timed override (its end and its fallback).
+    ``owner``: who wrote it, as given to the write (the charge plan); ``None``: a user.
     """
 
     command: ControlCommand
     since: datetime
     override: Override | None = None
+    owner: object | None = None
 
 
 class Meaning(StrEnum):
@@ -246,7 +249,13 @@ class BatteryController:
     def async_add_intent_listener(self, listener: IntentListener) -> CALLBACK_TYPE:
         """Call ``listener`` after each write (the charge plan notices a user's write)."""
         self._intent_listeners.append(listener)
-        return lambda: self._intent_listeners.remove(listener)
+
+        @callback
+        def remove() -> None:
+            if listener in self._intent_listeners:  # idempotent: a second call does nothing
+                self._intent_listeners.remove(listener)
+
+        return remove
 
     @property
     def active(self) -> ActiveIntent | None:
@@ -369,12 +378,18 @@ class BatteryController:
         power_w: float | None = None,
         duration: timedelta | None = None,
         until_soc: float | None = None,
+        ends_at: datetime | None = None,
+        owner: object | None = None,
     ) -> None:
         """Start an override until ``now + duration`` or ``until_soc``, whichever comes first.
 
-        A running override is replaced; its fallback stays the one to return to.
+        ``ends_at``: an absolute end instead of a duration (kept exactly, so a caller can tell its
+        own override by it). ``owner``: who writes (handed to the intent listeners). A running
+        override is replaced; its fallback stays the one to return to.
         """
         snapshot, battery = self._snapshot, self.coordinator.battery_name
+        if ends_at is not None and duration is None:
+            duration = ends_at - dt_util.utcnow()
         command = _override_command(
             snapshot, self.policy, battery, mode, power_w, duration=duration, until_soc=until_soc
         )
@@ -387,14 +402,15 @@ class BatteryController:
                 fallback=running.fallback if running is not None else self._fallback(),
                 duration=duration,
                 until_soc=until_soc,
+                ends_at=ends_at,
             )
             return override.command, override
 
-        await self._async_write(compose)
+        await self._async_write(compose, owner)
 
-    async def async_stop_override(self) -> None:
+    async def async_stop_override(self, owner: object | None = None) -> None:
         """End the running override now and write its fallback; without one nothing happens."""
-        await self._async_end_override()
+        await self._async_end_override(owner=owner)
 
     async def async_restore_override(self, override: Override) -> None:
         """Take up an override stored before a restart (nothing else is written).
@@ -411,7 +427,9 @@ class BatteryController:
         self._keepalive.async_restart()
         self._overrides.async_track(None if self._stopped else override)
 
-    async def _async_end_override(self, only: Override | None = None) -> None:
+    async def _async_end_override(
+        self, only: Override | None = None, *, owner: object | None = None
+    ) -> None:
         """Write the running override's fallback (``only``: if that override still runs)."""
 
         def compose() -> tuple[ControlCommand, Override | None] | None:
@@ -420,10 +438,12 @@ class BatteryController:
                 return None
             return override.fallback, None
 
-        await self._async_write(compose)
+        await self._async_write(compose, owner)
 
     async def _async_write(
-        self, compose: Callable[[], tuple[ControlCommand, Override | None] | None]
+        self,
+        compose: Callable[[], tuple[ControlCommand, Override | None] | None],
+        owner: object | None = None,
     ) -> None:
         """Compose (``None``: nothing to write) and write a command, make it the active intent.
 
@@ -435,21 +455,25 @@ class BatteryController:
                 return
             command, override = composed
             await self._async_apply(command)
-            await self._async_set_active(command, override)
+            await self._async_set_active(command, override, owner)
         # Entities that show the active intent (a FEMS reports no requested setpoint) re-render
         # now; the refresh then shows what the backend says.
         self.coordinator.async_update_listeners()
         await self.coordinator.async_request_refresh()
 
-    async def _async_set_active(self, command: ControlCommand, override: Override | None) -> None:
+    async def _async_set_active(
+        self, command: ControlCommand, override: Override | None, owner: object | None
+    ) -> None:
         """Make a written command the active intent (under the lock); track and store overrides."""
         previous = self.override
-        self._active = ActiveIntent(command=command, since=dt_util.utcnow(), override=override)
+        self._active = ActiveIntent(
+            command=command, since=dt_util.utcnow(), override=override, owner=owner
+        )
         self._keepalive.async_restart()
         self._overrides.async_track(None if self._stopped else override)
         await self._overrides.async_store(override, had_override=previous is not None)
         for listener in list(self._intent_listeners):
-            listener(previous, override)
+            listener(previous, override, owner)
 
     async def _async_apply(self, command: ControlCommand) -> None:
         """Write ``command``; map a backend error to a translated Home Assistant error."""
@@ -471,4 +495,4 @@ class BatteryController:
         """Stop writing (entry unload, Home Assistant stop); a FEMS then releases after its timeout."""
         self._stopped = True
         self._keepalive.async_stop()
-        self._overrides.async_cancel()
+        self._overrides.async_stop()

@@ -26,7 +26,8 @@ class OverrideLifecycle:
     ``running`` returns the override in force; ``end`` writes the fallback of the override it is
     given if that is still the running one (a timer or poll that saw an end must not end a newer
     override) and raises ``HomeAssistantError`` when the write fails: it is retried after
-    ``OVERRIDE_RETRY_INTERVAL``.
+    ``OVERRIDE_RETRY_INTERVAL``. After ``async_stop`` (unload) nothing is scheduled any more, not
+    even the retry of an end that was in flight.
     """
 
     def __init__(
@@ -46,6 +47,7 @@ class OverrideLifecycle:
         self._end = end
         self._cancel_timer: CALLBACK_TYPE | None = None
         self._cancel_soc_listener: CALLBACK_TYPE | None = None
+        self._stopped = False
 
     async def async_store(self, override: Override | None, *, had_override: bool) -> None:
         """Store the running override, or forget the one that ran before (ended, replaced)."""
@@ -85,6 +87,9 @@ class OverrideLifecycle:
         """End ``override`` at ``when`` (its end time, or a retry after a failed end)."""
         if self._cancel_timer is not None:
             self._cancel_timer()
+            self._cancel_timer = None
+        if self._stopped:
+            return
 
         async def _async_due(_now: datetime) -> None:
             self._cancel_timer = None
@@ -96,8 +101,10 @@ class OverrideLifecycle:
     def _async_check_soc(self) -> None:
         """End the override when a poll shows its target state of charge."""
         override = self._running()
-        if override is not None and override.soc_reached(
-            self._coordinator.data.state.state_of_charge
+        if (
+            not self._stopped
+            and override is not None
+            and override.soc_reached(self._coordinator.data.state.state_of_charge)
         ):
             self._entry.async_create_task(
                 self._hass,
@@ -113,3 +120,9 @@ class OverrideLifecycle:
                 cancel()
         self._cancel_timer = None
         self._cancel_soc_listener = None
+
+    @callback
+    def async_stop(self) -> None:
+        """Stop watching for good (entry unload): a retry of an end in flight is not scheduled."""
+        self._stopped = True
+        self.async_cancel()

@@ -100,16 +100,22 @@ class Override:
         fallback: ControlCommand,
         duration: timedelta | None,
         until_soc: float | None,
+        ends_at: datetime | None = None,
     ) -> Override:
-        """Return an override starting now that writes ``command`` (a zero duration is none)."""
+        """Return an override starting now that writes ``command`` (a zero duration is none).
+
+        ``ends_at``: an absolute end, taken as it is (instead of ``now + duration``).
+        """
         now = dt_util.utcnow()
+        if ends_at is None and duration:
+            ends_at = now + duration
         return cls(
             mode=mode,
             power_w=None if command.setpoint_w is None else abs(command.setpoint_w),
             command=command,
             fallback=fallback,
             started_at=now,
-            ends_at=now + duration if duration else None,
+            ends_at=ends_at,
             until_soc=until_soc,
         )
 

@@ -9,13 +9,18 @@ before its fallback could be written; one after which the fallback follows ends 
 The plan is done when the state of charge reaches the target, missed when the deadline passes
 first; it is made again when the price entity changes its forecast or the state of charge falls
 behind (``replan_needed``). A write to the battery that is not the plan's own (a setpoint, a mode,
-another override) ends the plan; the overrides' own ends do not.
+another override) ends the plan; the overrides' own ends do not. The plan's writes name the
+runner as their owner (the controller hands it to its intent listeners): a write of anything the
+plan's writes set off (an automation) is not the plan's.
+
+Steps, re-plans, start and cancel run one at a time (a lock); after ``async_stop`` (unload)
+nothing is written or scheduled any more.
 """
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Coroutine
-from contextvars import ContextVar
+import asyncio
+from collections.abc import Coroutine
 from datetime import datetime, timedelta
 from typing import Any, Final
 
@@ -49,9 +54,6 @@ from .price_source import async_read_forecast
 HANDOVER_GRACE: Final = timedelta(minutes=1)
 PLAN_RETRY_INTERVAL: Final = timedelta(seconds=30)
 _FINAL: Final = (PlanStatus.DONE, PlanStatus.MISSED)
-
-_PLAN_WRITE: ContextVar[bool] = ContextVar(f"{DOMAIN}_plan_write", default=False)
-"""Set while the runner writes: the controller's intent listener then knows the write is ours."""
 
 
 async def async_plan_slots(
@@ -137,22 +139,34 @@ class PlanRunner(_PlanView):
         self._polled: BatterySnapshot | None = None  # the snapshot _on_poll saw last
         self._unsubs: list[CALLBACK_TYPE] = []
         self._cancel_wake: CALLBACK_TYPE | None = None
+        self._lock = asyncio.Lock()  # one step, re-plan, start or cancel at a time
+        self._stopped = False
+        self._run = 0  # counts the plans started: a late drop must not end a newer plan
         self._cancel_intent = controller.async_add_intent_listener(self._on_intent)
 
     # --- Start, cancel, restore, stop ------------------------------------------------------
 
     async def async_start(self, plan: ChargePlan, settings: PlanSettings) -> None:
-        """Run ``plan`` (replacing a running one); a failed first write raises."""
-        self._stop_watching()
-        self.plan, self.settings, self.finished, self.replanned = plan, settings, None, None
-        self._watch()
-        await self._async_step()
+        """Run ``plan`` (replacing a running one); a failed first write drops it and raises."""
+        async with self._lock:
+            if self._stopped:
+                return
+            self._stop_watching()
+            self.plan, self.settings, self.finished, self.replanned = plan, settings, None, None
+            self._run += 1
+            self._watch()
+            try:
+                await self._async_step()
+            except HomeAssistantError:
+                await self._async_drop()
+                raise
 
     async def async_cancel(self) -> None:
         """End the plan: the plan's override stops (its fallback is written)."""
-        if self.plan is not None:
-            await self._async_ensure(None)
-            await self._async_drop()
+        async with self._lock:
+            if self.plan is not None and not self._stopped:
+                await self._async_ensure(None)
+                await self._async_drop()
 
     async def async_restore(self) -> None:
         """Take up a plan stored before a restart; write only if a step of it is due."""
@@ -160,16 +174,20 @@ class PlanRunner(_PlanView):
         stored = await store.async_get(self._entry.entry_id, self._coordinator.subentry.subentry_id)
         if stored is None:
             return
-        self.plan, self.settings = stored.plan, stored.settings
-        running = self._controller.override
-        if running is not None and running.started_at == stored.own_since:
-            self._own = running
-        self._watch()
-        await self._async_step_logged()
+        async with self._lock:
+            if self._stopped:
+                return
+            self.plan, self.settings = stored.plan, stored.settings
+            running = self._controller.override
+            if running is not None and running.started_at == stored.own_since:
+                self._own = running
+            self._watch()
+            await self._async_step_logged()
 
     @callback
     def async_stop(self) -> None:
-        """Stop running (entry unload); the plan stays stored."""
+        """Stop running (entry unload); the plan stays stored. Nothing is written after it."""
+        self._stopped = True
         self._stop_watching()
         self._cancel_intent()
 
@@ -202,7 +220,9 @@ class PlanRunner(_PlanView):
         else:
             await self._async_ensure(None)
             wake = later or plan.deadline
-        self._cancel_wake = async_track_point_in_utc_time(self._hass, self._async_wake, wake)
+        if self._stopped:
+            return
+        self._wake_at(wake)
         await self._async_save()
         self._coordinator.async_update_listeners()
 
@@ -212,12 +232,18 @@ class PlanRunner(_PlanView):
         ends_at: datetime | None = None,
         until_soc: float | None = None,
     ) -> None:
-        """Make the plan's override ``mode`` (until ``ends_at``) run; ``None``: none of ours."""
+        """Make the plan's override ``mode`` (until ``ends_at``) run; ``None``: none of ours.
+
+        The override is started with ``ends_at`` itself, so the running one is recognised by
+        comparing its end exactly. Nothing is written once the runner is stopped.
+        """
+        if self._stopped:
+            return
         running = self._controller.override
         mine = running is not None and running is self._own
         if mode is None or ends_at is None or self.settings is None:
             if mine:
-                await self._async_own(self._controller.async_stop_override())
+                await self._controller.async_stop_override(owner=self)
             return
         wanted = (mode, ends_at, until_soc)
         if (
@@ -227,40 +253,59 @@ class PlanRunner(_PlanView):
         ):
             return
         charge = mode is OverrideMode.CHARGE
-        await self._async_own(
-            self._controller.async_start_override(
-                mode,
-                power_w=self.settings.power_w if charge else None,
-                duration=ends_at - dt_util.utcnow(),
-                until_soc=until_soc,
-            )
+        await self._controller.async_start_override(
+            mode,
+            power_w=self.settings.power_w if charge else None,
+            ends_at=ends_at,
+            until_soc=until_soc,
+            owner=self,
         )
 
-    async def _async_own(self, write: Awaitable[None]) -> None:
-        token = _PLAN_WRITE.set(True)
-        try:
-            await write
-        finally:
-            _PLAN_WRITE.reset(token)
+    def _wake_at(self, when: datetime) -> None:
+        """Take the next step at ``when`` (replacing a wake timer set before; none once stopped)."""
+        self._cancel_wake_timer()
+        if not self._stopped:
+            self._cancel_wake = async_track_point_in_utc_time(self._hass, self._async_wake, when)
 
     async def _async_wake(self, _now: datetime) -> None:
         self._cancel_wake = None
-        await self._async_step_logged()
+        if self._stopped:
+            return
+        async with self._lock:
+            await self._async_step_logged()
+
+    async def _async_step_locked(self) -> None:
+        async with self._lock:
+            await self._async_step_logged()
 
     async def _async_step_logged(self) -> None:
-        """Take a step; a failed write is logged and the step retried later."""
+        """Take a step (under the lock); a failed write is logged and the step retried later."""
+        if self._stopped:
+            return
         try:
             await self._async_step()
         except HomeAssistantError as err:
             LOGGER.warning("Charge plan of %s: write failed, retrying: %s", self._name, err)
-            self._cancel_wake = async_track_point_in_utc_time(
-                self._hass, self._async_wake, dt_util.utcnow() + PLAN_RETRY_INTERVAL
-            )
+            self._wake_at(dt_util.utcnow() + PLAN_RETRY_INTERVAL)
+
+    async def _async_replan_locked(
+        self, reason: ReplanReason, slots: list[PriceSlot] | None, basis: ChargePlan | None = None
+    ) -> None:
+        """Re-plan under the lock (``basis``: only if that plan still runs)."""
+        async with self._lock:
+            if basis is None or self.plan is basis:
+                await self._async_replan(reason, slots)
 
     async def _async_replan(self, reason: ReplanReason, slots: list[PriceSlot] | None) -> None:
         """Make the plan again from now (``slots``: a new forecast; else the plan's prices)."""
         plan, settings, soc = self.plan, self.settings, self._soc()
-        if plan is None or settings is None or soc is None or self.finished is not None:
+        if (
+            self._stopped
+            or plan is None
+            or settings is None
+            or soc is None
+            or self.finished is not None
+        ):
             return
         if slots is None and plan.mode is PlanMode.CHEAPEST:
             slots = list(plan.prices)
@@ -320,9 +365,9 @@ class PlanRunner(_PlanView):
         self._polled = polled
         soc = self._soc()
         if soc is not None and soc >= plan.target_soc:
-            self._task(self._async_step_logged())
+            self._task(self._async_step_locked())
         elif (reason := replan_needed(plan, dt_util.utcnow(), soc)) is not None:
-            self._task(self._async_replan(reason, None))
+            self._task(self._async_replan_locked(reason, None, plan))
 
     @callback
     def _on_price_change(self, _event: Event[EventStateChangedData]) -> None:
@@ -340,12 +385,14 @@ class PlanRunner(_PlanView):
             LOGGER.warning("Charge plan of %s keeps its prices: %s", self._name, err)
             return
         if (reason := replan_needed(plan, now, self._soc(), slots)) is not None:
-            await self._async_replan(reason, slots)
+            await self._async_replan_locked(reason, slots, plan)
 
     @callback
-    def _on_intent(self, previous: Override | None, current: Override | None) -> None:
+    def _on_intent(
+        self, previous: Override | None, current: Override | None, owner: object | None
+    ) -> None:
         """Note the plan's own writes; a write of anyone else ends the plan."""
-        if _PLAN_WRITE.get():
+        if owner is self:
             self._own = current
             return
         if self.plan is None or self.finished is not None:
@@ -364,7 +411,7 @@ class PlanRunner(_PlanView):
             self._own = current  # a changed charge / discharge limit: the override runs on
             return
         LOGGER.info("A write to %s ends its charge plan", self._name)
-        self._task(self._async_drop())
+        self._task(self._async_drop_locked(self._run))
 
     # --- End ------------------------------------------------------------------------------
 
@@ -374,6 +421,12 @@ class PlanRunner(_PlanView):
         self._stop_watching()
         await self._async_save()
         self._coordinator.async_update_listeners()
+
+    async def _async_drop_locked(self, run: int) -> None:
+        """Drop the plan (under the lock) if it is still the ``run``-th: a user's write ended it."""
+        async with self._lock:
+            if self._run == run and not self._stopped:
+                await self._async_drop()
 
     async def _async_drop(self) -> None:
         self._stop_watching()

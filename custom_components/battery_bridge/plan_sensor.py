@@ -55,6 +55,9 @@ class PlanSensor(BatteryBridgeEntity, SensorEntity):
     """A sensor of a battery's charge plan; re-rendered at every poll and every step."""
 
     entity_description: PlanSensorEntityDescription
+    # The plan's slots (one entry per charging run, with its times, power and price) are bulky:
+    # shown, not recorded at every state write (the other attributes are a few scalars).
+    _unrecorded_attributes = frozenset({"slots"})
 
     def __init__(self, battery: BatteryRuntime, description: PlanSensorEntityDescription) -> None:
         """Attach the sensor to the battery's plan runner."""

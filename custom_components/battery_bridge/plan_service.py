@@ -2,7 +2,8 @@
 
 Everything is checked before anything is written: a battery that cannot be charged by an
 override, an unknown state of charge or capacity, a target already reached, a deadline in the
-past, a price entity without a forecast. Not enough time even at full power is no error: the
+past or more than ``MAX_HORIZON`` ahead, a power beyond the battery's charge bound (the default
+power is clamped to it), a price entity without a forecast. Not enough time even at full power is no error: the
 plan charges now and says so (``insufficient_time`` in the response and the Plan sensor).
 """
 
@@ -21,7 +22,7 @@ import probatio as vol
 
 from .api import OverrideMode
 from .const import DOMAIN
-from .control import limit_maxima, settable_modes
+from .control import limit_maxima, setpoint_bounds, settable_modes
 from .plan import PlanIssue, PriceFormatError, parse_price_slots, plan_charge
 from .plan_runner import PlanRunner, async_plan_slots
 from .plan_store import PlanSettings
@@ -36,6 +37,9 @@ ATTR_PRICES: Final = "prices"
 ATTR_POWER: Final = "power"
 ATTR_MAX_PRICE: Final = "max_price"
 ATTR_HOLD_BETWEEN: Final = "hold_between"
+
+MAX_HORIZON: Final = timedelta(days=7)
+"""How far ahead a deadline may be (Nord Pool is asked once per day up to it, at every change)."""
 
 WARNINGS: Final = frozenset(
     {
@@ -101,10 +105,20 @@ def _settings(battery: BatteryRuntime, data: Mapping[str, Any]) -> PlanSettings:
     if hold and not supported(OverrideMode.HOLD):
         raise _invalid("plan_hold_not_supported", battery=name)
     power = data.get(ATTR_POWER)
+    # Where the charge override writes a setpoint, the controller refuses one beyond the bound.
+    bounded = overrides.get(OverrideMode.CHARGE) in capabilities.setpoint_modes
+    bound = limit_maxima(capabilities)[0]
     if power is None:
         state = snapshot.state
         power = state.max_charge_power_w or (
-            limit_maxima(capabilities)[0] if capabilities.min_power_w is not None else None
+            bound if capabilities.min_power_w is not None else None
+        )
+        if power and bounded:
+            power = min(power, bound)
+    elif bounded and round(power) > bound:
+        low, high = setpoint_bounds(capabilities)
+        raise _invalid(
+            "setpoint_out_of_range", value=str(-round(power)), min=str(low), max=str(high)
         )
     if not power:
         raise _invalid("plan_power_required", battery=name)
@@ -136,6 +150,12 @@ async def async_plan_charge(
     target = data[ATTR_UNTIL_SOC]
     if deadline <= now:
         raise _invalid("plan_deadline_passed", deadline=dt_util.as_local(deadline).isoformat())
+    if deadline > now + MAX_HORIZON:
+        raise _invalid(
+            "plan_deadline_too_far",
+            deadline=dt_util.as_local(deadline).isoformat(),
+            days=str(MAX_HORIZON.days),
+        )
     if soc >= target:
         raise _invalid("plan_target_reached", soc=f"{soc:g}", until_soc=f"{target:g}")
     slots = await async_plan_slots(hass, settings, now, deadline)

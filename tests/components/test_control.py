@@ -31,6 +31,7 @@ from custom_components.battery_bridge.api import (
     ControlCommand,
     ControlMode,
     NotSupportedError,
+    OverrideMode,
     ProtocolError,
 )
 from custom_components.battery_bridge.const import CONF_KEEPALIVE_INTERVAL
@@ -753,3 +754,23 @@ def test_keepalive_retry_delay() -> None:
     assert retry_delay(timedelta(seconds=30)) == timedelta(seconds=7.5)
     assert retry_delay(timedelta(seconds=2)) == timedelta(seconds=1)
     assert retry_delay(timedelta(seconds=0.5)) == timedelta(seconds=0.5)
+
+
+async def test_intent_listener_owner_and_idempotent_unsubscribe(
+    hass: HomeAssistant, init_integration: MockConfigEntry
+) -> None:
+    """Listeners get each write's owner; removing a listener twice is no error."""
+    controller = _controller(init_integration)
+    seen: list[object | None] = []
+    owner = object()
+    remove = controller.async_add_intent_listener(lambda _prev, _cur, who: seen.append(who))
+    await controller.async_start_override(
+        OverrideMode.CHARGE, power_w=1000, duration=timedelta(minutes=5), owner=owner
+    )
+    await controller.async_stop_override(owner=owner)
+    await controller.async_set_power(-500)
+    assert seen == [owner, owner, None]
+    remove()
+    remove()
+    await controller.async_set_power(-400)
+    assert len(seen) == 3

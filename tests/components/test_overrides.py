@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from datetime import datetime, timedelta
 import logging
 from typing import Any
@@ -805,3 +806,38 @@ def test_stored_override_with_limits_round_trip() -> None:
     assert Override.from_dict(override.as_dict()) == override
     old = _stored_override(ends_at=None)
     assert Override.from_dict(old).command == _cmd(POWER, 2000)
+
+
+@pytest.mark.parametrize("backend_kind", [BackendKind.FLEXCONNECT])
+async def test_no_retry_after_unload_with_an_end_in_flight(
+    hass: HomeAssistant,
+    mock_backend: FakeBackend,
+    init_integration: MockConfigEntry,
+    freezer: FrozenDateTimeFactory,
+) -> None:
+    """An end whose write is in flight at unload and then fails is not retried afterwards."""
+    await _start(hass, _device_id(hass, init_integration), mode="charge", power=1000, duration=600)
+    release = asyncio.Event()
+    original = mock_backend.async_apply
+
+    async def apply(battery_id: str, command: ControlCommand) -> None:
+        mock_backend.applied.append((battery_id, command))
+        await release.wait()
+        raise CannotConnectError("down")
+
+    mock_backend.async_apply = apply  # type: ignore[method-assign]
+    written = len(mock_backend.applied)
+    freezer.tick(timedelta(seconds=600))
+    async_fire_time_changed(hass)
+    for _ in range(100):
+        if len(mock_backend.applied) > written:
+            break
+        await asyncio.sleep(0)
+    assert len(mock_backend.applied) == written + 1  # the end's write is in flight
+    assert await hass.config_entries.async_unload(init_integration.entry_id)
+    release.set()
+    await hass.async_block_till_done()
+    mock_backend.async_apply = original  # type: ignore[method-assign]
+    await _tick(hass, freezer, 30)
+    await _tick(hass, freezer, 3600)
+    assert len(mock_backend.applied) == written + 1

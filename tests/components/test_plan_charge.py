@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from datetime import datetime, timedelta
 import json
 from pathlib import Path
@@ -10,9 +11,17 @@ from typing import Any
 from freezegun.api import FrozenDateTimeFactory
 from homeassistant.components.number import ATTR_VALUE, DOMAIN as NUMBER_DOMAIN, SERVICE_SET_VALUE
 from homeassistant.const import ATTR_ENTITY_ID
-from homeassistant.core import HomeAssistant, ServiceCall, SupportsResponse
-from homeassistant.exceptions import ServiceValidationError
+from homeassistant.core import (
+    Event,
+    EventStateChangedData,
+    HomeAssistant,
+    ServiceCall,
+    SupportsResponse,
+    callback,
+)
+from homeassistant.exceptions import HomeAssistantError, ServiceValidationError
 from homeassistant.helpers import entity_registry as er
+from homeassistant.helpers.event import async_track_state_change_event
 from homeassistant.util import dt as dt_util
 import pytest
 from pytest_homeassistant_custom_component.common import MockConfigEntry, async_fire_time_changed
@@ -20,11 +29,12 @@ from pytest_homeassistant_custom_component.common import MockConfigEntry, async_
 from custom_components.battery_bridge.api import (
     BackendKind,
     BatterySnapshot,
+    CannotConnectError,
     ControlCommand,
     ControlMode,
 )
 from custom_components.battery_bridge.const import DOMAIN
-from custom_components.battery_bridge.plan import parse_price_forecast, plan_charge
+from custom_components.battery_bridge.plan import ReplanReason, parse_price_forecast, plan_charge
 from custom_components.battery_bridge.plan_runner import HANDOVER_GRACE
 from custom_components.battery_bridge.plan_store import PLAN_STORAGE_KEY
 
@@ -684,3 +694,292 @@ async def test_ambiguous_tibber_home(
         )
     assert err.value.translation_key == "price_unknown_source"
     assert err.value.translation_placeholders["source_name"] == "Cabin"
+
+
+# --- Review fixes: exact ends, a failed first write, overlapping steps, owners, bounds ----------
+
+
+def _gate(backend: FakeBackend, error: Exception | None = None) -> asyncio.Event:
+    """Hold the backend's next writes until the returned event is set (then fail with ``error``)."""
+    release = asyncio.Event()
+    original = backend.async_apply
+
+    async def apply(battery_id: str, command: ControlCommand) -> None:
+        backend.applied.append((battery_id, command))
+        await release.wait()
+        if error is not None:
+            raise error
+        backend.async_apply = original  # type: ignore[method-assign]
+
+    backend.async_apply = apply  # type: ignore[method-assign]
+    return release
+
+
+async def _until_written(backend: FakeBackend, count: int) -> None:
+    for _ in range(100):
+        if len(backend.applied) >= count:
+            return
+        await asyncio.sleep(0)
+    raise AssertionError(backend.applied)
+
+
+async def test_ticking_clock_restart_writes_nothing(
+    hass: HomeAssistant,
+    init_integration: MockConfigEntry,
+    mock_backend: FakeBackend,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """On a clock that moves between the runner's and the controller's now, a restart during a
+    slot finds the plan's override by its exact end and writes nothing."""
+    frozen = dt_util.utcnow
+    ticks = iter(range(1, 1_000_000))
+    monkeypatch.setattr(dt_util, "utcnow", lambda: frozen() + timedelta(microseconds=next(ticks)))
+    await _plan(
+        hass,
+        init_integration,
+        until_soc=90,
+        deadline=(NOW + 5 * H).isoformat(),
+        prices=_hourly(NOW, [0.10, 0.30, 0.30, 0.30, 0.30]),
+        power=1000,
+    )
+    assert _writes(mock_backend) == [_charge(1000)]
+    end = dt_util.parse_datetime(_state(hass, "sensor.fems_ess0_override_end"))
+    assert end == NOW + H * 106 / 60 + HANDOVER_GRACE  # the plan's boundary, to the microsecond
+    applied = len(mock_backend.applied)
+    assert await hass.config_entries.async_reload(init_integration.entry_id)
+    await hass.async_block_till_done()
+    assert len(mock_backend.applied) == applied
+    assert _state(hass, PLAN) == "charging"
+
+
+async def test_failed_first_write_drops_the_plan(
+    hass: HomeAssistant,
+    init_integration: MockConfigEntry,
+    mock_backend: FakeBackend,
+    freezer: FrozenDateTimeFactory,
+    hass_storage: dict[str, Any],
+) -> None:
+    """A plan whose first write fails is no plan: idle, not stored, never retried or re-planned."""
+    mock_backend.apply_error = CannotConnectError("down")
+    with pytest.raises(HomeAssistantError):
+        await _plan(
+            hass,
+            init_integration,
+            until_soc=90,
+            deadline=(NOW + 3 * H).isoformat(),
+            prices=_hourly(NOW, [0.10, 0.30, 0.30]),
+            power=1000,
+        )
+    mock_backend.apply_error = None
+    written = len(mock_backend.applied)
+    await _to(hass, freezer, NOW + timedelta(seconds=30))
+    await _to(hass, freezer, NOW + timedelta(minutes=40))
+    await _soc(init_integration, mock_backend, 72.5)  # would lag a running plan: a re-plan
+    await hass.async_block_till_done()
+    assert init_integration.runtime_data.batteries["sub_1"].planner.plan is None
+    assert _state(hass, PLAN) == "idle"
+    assert _attrs(hass).get("slots") is None
+    assert hass_storage.get(PLAN_STORAGE_KEY, {"data": {}})["data"] == {}
+    assert len(mock_backend.applied) == written
+
+
+async def test_power_beyond_the_bound(
+    hass: HomeAssistant, init_integration: MockConfigEntry, mock_backend: FakeBackend
+) -> None:
+    """A power beyond the battery's charge bound is refused; the default is clamped to it."""
+    with pytest.raises(ServiceValidationError) as err:
+        await _plan(hass, init_integration, until_soc=90, deadline="07:00", power=6000)
+    assert err.value.translation_key == "setpoint_out_of_range"
+    assert err.value.translation_placeholders == {"value": "-6000", "min": "-5000", "max": "5000"}
+    assert mock_backend.applied == []
+    assert _state(hass, PLAN) == "idle"
+    await _soc(init_integration, mock_backend, 72.0)
+    mock_backend.set_state(FEMS_ID, max_charge_power_w=8000.0)
+    await init_integration.runtime_data.batteries["sub_1"].coordinator.async_refresh()
+    response = await _plan(hass, init_integration, until_soc=100, deadline=(NOW + H).isoformat())
+    assert response["slots"][0]["power_w"] == 5000
+    assert _writes(mock_backend) == [_charge(5000)]
+
+
+@pytest.mark.parametrize("fails", [False, True])
+async def test_unload_with_a_step_in_flight_writes_nothing_after(
+    hass: HomeAssistant,
+    init_integration: MockConfigEntry,
+    mock_backend: FakeBackend,
+    freezer: FrozenDateTimeFactory,
+    fails: bool,
+) -> None:
+    """A step whose write is in flight at unload sets no timer (next step, retry) afterwards."""
+    await _plan(
+        hass,
+        init_integration,
+        until_soc=80,
+        deadline=(NOW + 3 * H).isoformat(),
+        prices=_hourly(NOW, [0.30, 0.10, 0.30]),
+        power=1000,
+    )
+    assert mock_backend.applied == []
+    release = _gate(mock_backend, CannotConnectError("down") if fails else None)
+    freezer.move_to(NOW + H)
+    async_fire_time_changed(hass)
+    await _until_written(mock_backend, 1)  # the slot's write is in flight
+    assert await hass.config_entries.async_unload(init_integration.entry_id)
+    release.set()
+    await hass.async_block_till_done()
+    written = len(mock_backend.applied)
+    for minutes in (1, 30, 60, 106, 120, 180):
+        await _to(hass, freezer, NOW + H + timedelta(minutes=minutes))
+    assert len(mock_backend.applied) == written
+
+
+async def test_overlapping_steps_leave_no_lost_timer(
+    hass: HomeAssistant,
+    init_integration: MockConfigEntry,
+    mock_backend: FakeBackend,
+    freezer: FrozenDateTimeFactory,
+) -> None:
+    """A re-plan (a lagging poll) while a slot's write is in flight waits for it; after unload
+    no timer of either step is left to write."""
+    await _plan(
+        hass,
+        init_integration,
+        until_soc=80,
+        deadline=(NOW + 3 * H).isoformat(),
+        prices=_hourly(NOW, [0.30, 0.10, 0.30]),
+        power=1000,
+    )
+    release = _gate(mock_backend)
+    freezer.move_to(NOW + H)
+    async_fire_time_changed(hass)
+    await _until_written(mock_backend, 1)  # the slot's write is in flight
+    await _soc(init_integration, mock_backend, 60.0)  # behind: a re-plan and its step
+    for _ in range(10):
+        await asyncio.sleep(0)
+    release.set()
+    await hass.async_block_till_done()
+    assert _attrs(hass)["replanned"] == "behind_schedule"
+    assert await hass.config_entries.async_unload(init_integration.entry_id)
+    written = len(mock_backend.applied)
+    for minutes in (30, 47, 60, 90, 120):
+        await _to(hass, freezer, NOW + H + timedelta(minutes=minutes))
+    assert len(mock_backend.applied) == written
+
+
+async def test_write_from_a_task_spawned_by_the_plan_ends_it(
+    hass: HomeAssistant,
+    init_integration: MockConfigEntry,
+    mock_backend: FakeBackend,
+    freezer: FrozenDateTimeFactory,
+) -> None:
+    """An automation set off by the plan's own state writes is a user: its write ends the plan."""
+    await _plan(
+        hass,
+        init_integration,
+        until_soc=80,
+        deadline=(NOW + 3 * H).isoformat(),
+        prices=_hourly(NOW, [0.30, 0.10, 0.30]),
+        power=1000,
+    )
+    controller = init_integration.runtime_data.batteries["sub_1"].controller
+    spawned: list[asyncio.Task[None]] = []
+
+    @callback
+    def _automation(event: Event[EventStateChangedData]) -> None:
+        new = event.data["new_state"]
+        if not spawned and new is not None and new.state == "charge":
+            spawned.append(hass.async_create_task(controller.async_set_power(1500)))
+
+    async_track_state_change_event(hass, ["sensor.fems_ess0_override"], _automation)
+    await _to(hass, freezer, NOW + H)
+    assert spawned
+    assert _writes(mock_backend) == [_charge(1000), _cmd_power(1500)]
+    assert _state(hass, PLAN) == "idle"
+
+
+def _cmd_power(watts: int) -> ControlCommand:
+    return ControlCommand(mode=ControlMode.POWER, setpoint_w=watts)
+
+
+async def test_stop_twice(hass: HomeAssistant, init_integration: MockConfigEntry) -> None:
+    """Stopping a runner twice (Home Assistant stop, then unload) is no error."""
+    runner = init_integration.runtime_data.batteries["sub_1"].planner
+    runner.async_stop()
+    runner.async_stop()
+
+
+async def test_deadline_too_far(
+    hass: HomeAssistant, init_integration: MockConfigEntry, mock_backend: FakeBackend
+) -> None:
+    """A deadline more than seven days ahead is refused; seven days is fine."""
+    with pytest.raises(ServiceValidationError) as err:
+        await _plan(
+            hass,
+            init_integration,
+            until_soc=90,
+            deadline=(NOW + timedelta(days=7, hours=1)).isoformat(),
+        )
+    assert err.value.translation_key == "plan_deadline_too_far"
+    assert err.value.translation_placeholders["days"] == "7"
+    assert mock_backend.applied == []
+    response = await _plan(
+        hass, init_integration, until_soc=90, deadline=(NOW + timedelta(days=7)).isoformat()
+    )
+    assert response["status"] == "waiting"
+
+
+async def test_slots_are_not_recorded(
+    hass: HomeAssistant, init_integration: MockConfigEntry
+) -> None:
+    """The Plan sensor shows its slots but keeps them out of the recorder."""
+    await _plan(hass, init_integration, until_soc=90, deadline="07:00")
+    state = hass.states.get(PLAN)
+    assert state is not None
+    assert state.attributes["slots"]
+    assert state.state_info is not None
+    assert "slots" in state.state_info["unrecorded_attributes"]
+    assert "target_soc" not in state.state_info["unrecorded_attributes"]
+
+
+async def test_stopped_runner_writes_nothing(
+    hass: HomeAssistant,
+    init_integration: MockConfigEntry,
+    mock_backend: FakeBackend,
+    hass_storage: dict[str, Any],
+) -> None:
+    """After async_stop no entry point of the runner writes, schedules or forgets the plan."""
+    await _plan(hass, init_integration, until_soc=90, deadline=(NOW + H / 3).isoformat())
+    runner = init_integration.runtime_data.batteries["sub_1"].planner
+    plan, settings = runner.plan, runner.settings
+    assert plan is not None
+    assert settings is not None
+    written = len(mock_backend.applied)
+    runner.async_stop()
+    await runner.async_cancel()
+    await runner.async_start(plan, settings)
+    await runner.async_restore()
+    await runner._async_wake(NOW)
+    await runner._async_step_logged()
+    await runner._async_ensure(None)
+    await runner._async_replan(ReplanReason.BEHIND_SCHEDULE, None)
+    await runner._async_replan_locked(ReplanReason.BEHIND_SCHEDULE, None, None)
+    await runner._async_drop_locked(runner._run)
+    await hass.async_block_till_done()
+    assert len(mock_backend.applied) == written
+    assert runner.plan is plan
+    assert hass_storage[PLAN_STORAGE_KEY]["data"] != {}
+
+
+async def test_late_replan_and_drop_skip_a_newer_plan(
+    hass: HomeAssistant, init_integration: MockConfigEntry, mock_backend: FakeBackend
+) -> None:
+    """A re-plan of a plan made again meanwhile, a drop of one replaced meanwhile: skipped."""
+    await _plan(hass, init_integration, until_soc=90, deadline=(NOW + H / 3).isoformat())
+    runner = init_integration.runtime_data.batteries["sub_1"].planner
+    old_run, plan = runner._run, runner.plan
+    await _plan(hass, init_integration, until_soc=95, deadline=(NOW + H / 3).isoformat())
+    newer = runner.plan
+    assert plan is not None
+    await runner._async_replan_locked(ReplanReason.BEHIND_SCHEDULE, None, plan)
+    await runner._async_drop_locked(old_run)
+    assert runner.plan is newer
+    assert runner.replanned is None
