@@ -124,8 +124,10 @@ async def async_setup_entry(hass: HomeAssistant, entry: BatteryBridgeConfigEntry
     async_watch_account(hass, entry, backend, kind)
 
     await hass.config_entries.async_forward_entry_setups(entry, PLATFORMS)
+    # Assist's sentences are rebuilt once the entry is loaded (a rebuild now would not see it yet:
+    # only loaded entries count) and again when it unloads.
+    entry.async_on_unload(entry.async_on_state_change(lambda: async_update_sentences(hass)))
     entry.async_on_unload(lambda: async_update_sentences(hass))
-    async_update_sentences(hass)
     return True
 
 

@@ -417,3 +417,16 @@ async def test_conversation_loaded_first(
     assert DOMAIN in hass.config.components
     await hass.config_entries.async_unload(mock_config_entry.entry_id)
     await hass.async_block_till_done()
+
+
+async def test_sentences_after_a_reload(
+    hass: HomeAssistant, assist: MockConfigEntry, mock_backend: FakeBackend
+) -> None:
+    """A reload (or restart) with nothing new in the registries still brings the sentences back.
+
+    The rebuild must see the entry loaded: one started during its set-up would leave it out.
+    """
+    assert await hass.config_entries.async_reload(assist.entry_id)
+    await hass.async_block_till_done()
+    assert hass.data[DATA_SENTENCES].specs
+    assert await say(hass, "how full is FEMS ess0") == "FEMS ess0 is at 72 %."
