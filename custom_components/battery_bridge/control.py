@@ -380,12 +380,14 @@ class BatteryController:
         until_soc: float | None = None,
         ends_at: datetime | None = None,
         owner: object | None = None,
+        still_wanted: Callable[[], bool] | None = None,
     ) -> None:
         """Start an override until ``now + duration`` or ``until_soc``, whichever comes first.
 
         ``ends_at``: an absolute end instead of a duration (kept exactly, so a caller can tell its
-        own override by it). ``owner``: who writes (handed to the intent listeners). A running
-        override is replaced; its fallback stays the one to return to.
+        own override by it). ``owner``: who writes (handed to the intent listeners).
+        ``still_wanted``: asked under the write lock; False drops the write (another write came
+        first). A running override is replaced; its fallback stays the one to return to.
         """
         snapshot, battery = self._snapshot, self.coordinator.battery_name
         if ends_at is not None and duration is None:
@@ -394,7 +396,9 @@ class BatteryController:
             snapshot, self.policy, battery, mode, power_w, duration=duration, until_soc=until_soc
         )
 
-        def compose() -> tuple[ControlCommand, Override | None]:
+        def compose() -> tuple[ControlCommand, Override | None] | None:
+            if still_wanted is not None and not still_wanted():
+                return None
             running = self.override
             override = Override.start(
                 mode,
@@ -408,9 +412,14 @@ class BatteryController:
 
         await self._async_write(compose, owner)
 
-    async def async_stop_override(self, owner: object | None = None) -> None:
-        """End the running override now and write its fallback; without one nothing happens."""
-        await self._async_end_override(owner=owner)
+    async def async_stop_override(
+        self, owner: object | None = None, still_wanted: Callable[[], bool] | None = None
+    ) -> None:
+        """End the running override now and write its fallback; without one nothing happens.
+
+        ``owner`` and ``still_wanted`` as for ``async_start_override``.
+        """
+        await self._async_end_override(owner=owner, still_wanted=still_wanted)
 
     async def async_restore_override(self, override: Override) -> None:
         """Take up an override stored before a restart (nothing else is written).
@@ -428,13 +437,19 @@ class BatteryController:
         self._overrides.async_track(None if self._stopped else override)
 
     async def _async_end_override(
-        self, only: Override | None = None, *, owner: object | None = None
+        self,
+        only: Override | None = None,
+        *,
+        owner: object | None = None,
+        still_wanted: Callable[[], bool] | None = None,
     ) -> None:
         """Write the running override's fallback (``only``: if that override still runs)."""
 
         def compose() -> tuple[ControlCommand, Override | None] | None:
             override = self.override
             if override is None or (only is not None and override is not only):
+                return None
+            if still_wanted is not None and not still_wanted():
                 return None
             return override.fallback, None
 

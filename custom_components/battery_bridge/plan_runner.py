@@ -20,7 +20,7 @@ nothing is written or scheduled any more.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Coroutine
+from collections.abc import Callable, Coroutine
 from datetime import datetime, timedelta
 from typing import Any, Final
 
@@ -142,6 +142,7 @@ class PlanRunner(_PlanView):
         self._lock = asyncio.Lock()  # one step, re-plan, start or cancel at a time
         self._stopped = False
         self._run = 0  # counts the plans started: a late drop must not end a newer plan
+        self._ended_run = -1  # the plan run a foreign write ended (set at once, dropped later)
         self._cancel_intent = controller.async_add_intent_listener(self._on_intent)
 
     # --- Start, cancel, restore, stop ------------------------------------------------------
@@ -243,7 +244,7 @@ class PlanRunner(_PlanView):
         mine = running is not None and running is self._own
         if mode is None or ends_at is None or self.settings is None:
             if mine:
-                await self._controller.async_stop_override(owner=self)
+                await self._controller.async_stop_override(owner=self, still_wanted=self._wanted())
             return
         wanted = (mode, ends_at, until_soc)
         if (
@@ -259,7 +260,17 @@ class PlanRunner(_PlanView):
             ends_at=ends_at,
             until_soc=until_soc,
             owner=self,
+            still_wanted=self._wanted(),
         )
+
+    def _wanted(self) -> Callable[[], bool]:
+        """Return a check for the controller: this plan run was not ended by another write.
+
+        A user's write that gets the controller's lock while a step waits for it ends the plan at
+        once (``_on_intent``); the waiting step's write is then dropped instead of undoing it.
+        """
+        run = self._run
+        return lambda: self._ended_run != run and not self._stopped
 
     def _wake_at(self, when: datetime) -> None:
         """Take the next step at ``when`` (replacing a wake timer set before; none once stopped)."""
@@ -411,6 +422,7 @@ class PlanRunner(_PlanView):
             self._own = current  # a changed charge / discharge limit: the override runs on
             return
         LOGGER.info("A write to %s ends its charge plan", self._name)
+        self._ended_run = self._run
         self._task(self._async_drop_locked(self._run))
 
     # --- End ------------------------------------------------------------------------------

@@ -983,3 +983,34 @@ async def test_late_replan_and_drop_skip_a_newer_plan(
     await runner._async_drop_locked(old_run)
     assert runner.plan is newer
     assert runner.replanned is None
+
+
+async def test_user_write_first_in_line_wins_over_a_waiting_step(
+    hass: HomeAssistant,
+    init_integration: MockConfigEntry,
+    mock_backend: FakeBackend,
+    freezer: FrozenDateTimeFactory,
+) -> None:
+    """A user's write that gets the lock before a waiting plan step: the step writes nothing."""
+    await _plan(
+        hass,
+        init_integration,
+        until_soc=90,
+        deadline=(NOW + 3 * H).isoformat(),
+        prices=_hourly(NOW, [0.30, 0.10, 0.30]),
+        power=1000,
+    )
+    assert _writes(mock_backend) == []
+    controller = init_integration.runtime_data.batteries["sub_1"].controller
+    lock = controller._lock  # held here to line the two writes up
+    await lock.acquire()
+    user = hass.async_create_task(controller.async_set_power(1500))
+    await asyncio.sleep(0)  # the user's write waits for the lock first
+    freezer.move_to(NOW + H)  # the first slot begins: the plan's step waits behind it
+    async_fire_time_changed(hass)
+    await asyncio.sleep(0)
+    lock.release()
+    await user
+    await hass.async_block_till_done()
+    assert _writes(mock_backend) == [ControlCommand(mode=ControlMode.POWER, setpoint_w=1500)]
+    assert _state(hass, PLAN) == "idle"
