@@ -166,8 +166,32 @@ def _checked_power(capabilities: Capabilities, watts: float) -> int:
     return value
 
 
-def _checked_limit(capabilities: Capabilities, watts: float, *, charge: bool) -> int:
-    """Return a charge or discharge limit rounded to W; refuse one outside 0 ... the maximum."""
+def _checked_setpoint(capabilities: Capabilities, watts: float) -> int:
+    """Return a setpoint rounded to W; refuse it where the battery takes none or out of bounds."""
+    if not capabilities.setpoint_modes:
+        raise _invalid("setpoint_not_supported")
+    return _checked_power(capabilities, watts)
+
+
+def _checked_mode(capabilities: Capabilities, mode: str) -> ControlMode:
+    """Return ``mode`` as a ``ControlMode``; refuse one the battery cannot set."""
+    offered = settable_modes(capabilities)
+    if mode not in offered:
+        raise _invalid("mode_not_supported", mode=mode, modes=", ".join(offered) or "-")
+    return ControlMode(mode)
+
+
+def _checked_limit(
+    capabilities: Capabilities, watts: float | None, battery: str, *, charge: bool
+) -> int | None:
+    """Return a charge or discharge limit rounded to W (``None``: release it).
+
+    Refuse one where the battery takes no limits, or one outside 0 ... the maximum.
+    """
+    if not capabilities.charge_discharge_limits:
+        raise _invalid("power_limits_not_supported", battery=battery)
+    if watts is None:
+        return None
     high = limit_maxima(capabilities)[0 if charge else 1]
     value = round(watts)
     if not 0 <= value <= high:
@@ -217,6 +241,110 @@ def _override_command(
     return ControlCommand(mode=target, setpoint_w=setpoint)
 
 
+def _with_limits(command: ControlCommand, limits: tuple[int | None, int | None]) -> ControlCommand:
+    """Return ``command`` with the limits of our intent (they outlive every command)."""
+    charge, discharge = limits
+    return replace(command, charge_limit_w=charge, discharge_limit_w=discharge)
+
+
+def _limit_write(
+    fallback: ControlCommand, running: Override | None, value: int | None, *, charge: bool
+) -> tuple[ControlCommand, Override | None]:
+    """Return the command (and the changed running override) that sets one limit."""
+    command = _with_limit(fallback, value, charge=charge)
+    if running is None:
+        return command, None
+    fallback = _with_limit(running.fallback, value, charge=charge)
+    return command, replace(running, command=command, fallback=fallback)
+
+
+def _end_write(
+    running: Override | None, only: Override | None, still_wanted: Callable[[], bool] | None
+) -> tuple[ControlCommand, Override | None] | None:
+    """Return the write that ends ``running`` (``only``: if that one runs), else ``None``."""
+    if running is None or (only is not None and running is not only):
+        return None
+    if still_wanted is not None and not still_wanted():
+        return None
+    return running.fallback, None
+
+
+def _setpoint_command(
+    capabilities: Capabilities, policy: ControlPolicy, basis: Callable[[], InForce], value: int
+) -> ControlCommand:
+    """Return the command that writes setpoint ``value`` (in W).
+
+    Its mode: the policy's, else the one in force, else the first mode that takes a setpoint.
+    """
+    mode = policy.setpoint_mode or basis().mode
+    if mode is None or mode not in capabilities.modes:
+        mode = next(
+            (m for m in capabilities.modes if m in capabilities.setpoint_modes),
+            min(capabilities.setpoint_modes),
+        )
+    return ControlCommand(mode=mode, setpoint_w=value)
+
+
+def _command_for_mode(
+    capabilities: Capabilities,
+    policy: ControlPolicy,
+    basis: Callable[[], InForce],
+    mode: ControlMode,
+) -> ControlCommand:
+    """Return the command that switches to ``mode``, with the setpoint the policy carries."""
+    setpoint: int | None = None
+    if mode in capabilities.setpoint_modes:
+        setpoint = basis().setpoint_w or 0
+    elif policy.mode_keeps_setpoint:
+        setpoint = basis().setpoint_w
+    return ControlCommand(mode=mode, setpoint_w=setpoint)
+
+
+def _fallback_command(
+    capabilities: Capabilities,
+    policy: ControlPolicy,
+    active: ActiveIntent | None,
+    basis: Callable[[], InForce],
+    battery: str,
+) -> ControlCommand:
+    """Return what an override returns to: our intent, else the battery's mode, else release."""
+    if active is not None:
+        return active.command
+    mode = basis().mode
+    if mode is None or mode not in capabilities.modes:
+        mode = policy.release_mode
+    if mode is None:
+        raise _invalid("override_no_fallback", battery=battery)
+    return _command_for_mode(capabilities, policy, basis, mode)
+
+
+class IntentListeners:
+    """The listeners told after each write of one controller."""
+
+    def __init__(self) -> None:
+        """Start with no listener."""
+        self._listeners: list[IntentListener] = []
+
+    @callback
+    def async_add(self, listener: IntentListener) -> CALLBACK_TYPE:
+        """Call ``listener`` after each write; return the function that removes it."""
+        self._listeners.append(listener)
+
+        @callback
+        def remove() -> None:
+            if listener in self._listeners:  # idempotent: a second call does nothing
+                self._listeners.remove(listener)
+
+        return remove
+
+    def notify(
+        self, previous: Override | None, override: Override | None, owner: object | None
+    ) -> None:
+        """Tell every listener about a write."""
+        for listener in list(self._listeners):
+            listener(previous, override, owner)
+
+
 class BatteryController:
     """Compose commands from intents and write them to one battery, one at a time."""
 
@@ -243,19 +371,12 @@ class BatteryController:
         self._overrides = OverrideLifecycle(
             hass, entry, coordinator, running=lambda: self.override, end=self._async_end_override
         )
-        self._intent_listeners: list[IntentListener] = []
+        self._intent_listeners = IntentListeners()
 
     @callback
     def async_add_intent_listener(self, listener: IntentListener) -> CALLBACK_TYPE:
         """Call ``listener`` after each write (the charge plan notices a user's write)."""
-        self._intent_listeners.append(listener)
-
-        @callback
-        def remove() -> None:
-            if listener in self._intent_listeners:  # idempotent: a second call does nothing
-                self._intent_listeners.remove(listener)
-
-        return remove
+        return self._intent_listeners.async_add(listener)
 
     @property
     def active(self) -> ActiveIntent | None:
@@ -298,28 +419,25 @@ class BatteryController:
     async def async_set_power(self, watts: float) -> None:
         """Set a power setpoint in W (+ = discharge, - = charge)."""
         capabilities = self._snapshot.capabilities
-        if not capabilities.setpoint_modes:
-            raise _invalid("setpoint_not_supported")
-        value = _checked_power(capabilities, watts)
+        value = _checked_setpoint(capabilities, watts)
 
         def compose() -> tuple[ControlCommand, Override | None]:
-            mode = self.policy.setpoint_mode or self.basis().mode
-            if mode is None or mode not in capabilities.modes:
-                mode = next(
-                    (m for m in capabilities.modes if m in capabilities.setpoint_modes),
-                    min(capabilities.setpoint_modes),
-                )
-            return self._with_limits(ControlCommand(mode=mode, setpoint_w=value)), None
+            command = _setpoint_command(capabilities, self.policy, self.basis, value)
+            return _with_limits(command, self.charge_discharge_limits()), None
 
         await self._async_write(compose)
 
     async def async_set_mode(self, mode: str) -> None:
         """Set a control or operation mode (a ``ControlMode`` value)."""
-        offered = settable_modes(self._snapshot.capabilities)
-        if mode not in offered:
-            raise _invalid("mode_not_supported", mode=mode, modes=", ".join(offered) or "-")
-        new_mode = ControlMode(mode)
-        await self._async_write(lambda: (self._with_limits(self._command_for_mode(new_mode)), None))
+        new_mode = _checked_mode(self._snapshot.capabilities, mode)
+
+        def compose() -> tuple[ControlCommand, Override | None]:
+            command = _command_for_mode(
+                self._snapshot.capabilities, self.policy, self.basis, new_mode
+            )
+            return _with_limits(command, self.charge_discharge_limits()), None
+
+        await self._async_write(compose)
 
     async def async_set_charge_limit(self, watts: float | None) -> None:
         """Limit the charge power to ``watts`` (a magnitude, W); ``None`` releases the limit."""
@@ -331,45 +449,16 @@ class BatteryController:
 
     async def _async_set_limit(self, watts: float | None, *, charge: bool) -> None:
         """Rewrite our command (else the mode in force) with one limit; an override keeps running."""
-        capabilities = self._snapshot.capabilities
-        if not capabilities.charge_discharge_limits:
-            raise _invalid("power_limits_not_supported", battery=self.coordinator.battery_name)
-        value = None if watts is None else _checked_limit(capabilities, watts, charge=charge)
-
-        def compose() -> tuple[ControlCommand, Override | None]:
-            command = _with_limit(self._fallback(), value, charge=charge)
-            running = self.override
-            if running is None:
-                return command, None
-            fallback = _with_limit(running.fallback, value, charge=charge)
-            return command, replace(running, command=command, fallback=fallback)
-
-        await self._async_write(compose)
-
-    def _with_limits(self, command: ControlCommand) -> ControlCommand:
-        """Return ``command`` with the limits of our intent (they outlive every command)."""
-        charge, discharge = self.charge_discharge_limits()
-        return replace(command, charge_limit_w=charge, discharge_limit_w=discharge)
-
-    def _command_for_mode(self, mode: ControlMode) -> ControlCommand:
-        """Return the command that switches to ``mode``, with the setpoint the policy carries."""
-        setpoint: int | None = None
-        if mode in self._snapshot.capabilities.setpoint_modes:
-            setpoint = self.basis().setpoint_w or 0
-        elif self.policy.mode_keeps_setpoint:
-            setpoint = self.basis().setpoint_w
-        return ControlCommand(mode=mode, setpoint_w=setpoint)
+        battery = self.coordinator.battery_name
+        value = _checked_limit(self._snapshot.capabilities, watts, battery, charge=charge)
+        await self._async_write(
+            lambda: _limit_write(self._fallback(), self.override, value, charge=charge)
+        )
 
     def _fallback(self) -> ControlCommand:
         """Return what an override returns to: our intent, else the battery's mode, else release."""
-        if self._active is not None:
-            return self._active.command
-        mode = self.basis().mode
-        if mode is None or mode not in self._snapshot.capabilities.modes:
-            mode = self.policy.release_mode
-        if mode is None:
-            raise _invalid("override_no_fallback", battery=self.coordinator.battery_name)
-        return self._command_for_mode(mode)
+        capabilities, battery = self._snapshot.capabilities, self.coordinator.battery_name
+        return _fallback_command(capabilities, self.policy, self._active, self.basis, battery)
 
     async def async_start_override(
         self,
@@ -402,7 +491,7 @@ class BatteryController:
             running = self.override
             override = Override.start(
                 mode,
-                self._with_limits(command),
+                _with_limits(command, self.charge_discharge_limits()),
                 fallback=running.fallback if running is not None else self._fallback(),
                 duration=duration,
                 until_soc=until_soc,
@@ -444,16 +533,7 @@ class BatteryController:
         still_wanted: Callable[[], bool] | None = None,
     ) -> None:
         """Write the running override's fallback (``only``: if that override still runs)."""
-
-        def compose() -> tuple[ControlCommand, Override | None] | None:
-            override = self.override
-            if override is None or (only is not None and override is not only):
-                return None
-            if still_wanted is not None and not still_wanted():
-                return None
-            return override.fallback, None
-
-        await self._async_write(compose, owner)
+        await self._async_write(lambda: _end_write(self.override, only, still_wanted), owner)
 
     async def _async_write(
         self,
@@ -487,8 +567,7 @@ class BatteryController:
         self._keepalive.async_restart()
         self._overrides.async_track(None if self._stopped else override)
         await self._overrides.async_store(override, had_override=previous is not None)
-        for listener in list(self._intent_listeners):
-            listener(previous, override, owner)
+        self._intent_listeners.notify(previous, override, owner)
 
     async def _async_apply(self, command: ControlCommand) -> None:
         """Write ``command``; map a backend error to a translated Home Assistant error."""

@@ -123,8 +123,8 @@ class _PlanView:
         )
 
 
-class PlanRunner(_PlanView):
-    """The charge plan of one battery: its chain of overrides, re-plans, store and state."""
+class _PlanChain(_PlanView):
+    """The plan's chain of overrides: its steps, wake timer, re-plans and end."""
 
     def __init__(
         self,
@@ -133,64 +133,18 @@ class PlanRunner(_PlanView):
         coordinator: BatteryCoordinator,
         controller: BatteryController,
     ) -> None:
-        """Set up without a plan; the controller tells the runner about every write."""
+        """Set up without a plan and without a wake timer."""
         super().__init__(hass, entry, coordinator)
         self._controller = controller
-        self._polled: BatterySnapshot | None = None  # the snapshot _on_poll saw last
-        self._unsubs: list[CALLBACK_TYPE] = []
         self._cancel_wake: CALLBACK_TYPE | None = None
         self._lock = asyncio.Lock()  # one step, re-plan, start or cancel at a time
         self._stopped = False
         self._run = 0  # counts the plans started: a late drop must not end a newer plan
         self._ended_run = -1  # the plan run a foreign write ended (set at once, dropped later)
-        self._cancel_intent = controller.async_add_intent_listener(self._on_intent)
 
-    # --- Start, cancel, restore, stop ------------------------------------------------------
-
-    async def async_start(self, plan: ChargePlan, settings: PlanSettings) -> None:
-        """Run ``plan`` (replacing a running one); a failed first write drops it and raises."""
-        async with self._lock:
-            if self._stopped:
-                return
-            self._stop_watching()
-            self.plan, self.settings, self.finished, self.replanned = plan, settings, None, None
-            self._run += 1
-            self._watch()
-            try:
-                await self._async_step()
-            except HomeAssistantError:
-                await self._async_drop()
-                raise
-
-    async def async_cancel(self) -> None:
-        """End the plan: the plan's override stops (its fallback is written)."""
-        async with self._lock:
-            if self.plan is not None and not self._stopped:
-                await self._async_ensure(None)
-                await self._async_drop()
-
-    async def async_restore(self) -> None:
-        """Take up a plan stored before a restart; write only if a step of it is due."""
-        store = plan_store(self._hass)
-        stored = await store.async_get(self._entry.entry_id, self._coordinator.subentry.subentry_id)
-        if stored is None:
-            return
-        async with self._lock:
-            if self._stopped:
-                return
-            self.plan, self.settings = stored.plan, stored.settings
-            running = self._controller.override
-            if running is not None and running.started_at == stored.own_since:
-                self._own = running
-            self._watch()
-            await self._async_step_logged()
-
-    @callback
-    def async_stop(self) -> None:
-        """Stop running (entry unload); the plan stays stored. Nothing is written after it."""
-        self._stopped = True
-        self._stop_watching()
-        self._cancel_intent()
+    @property
+    def _name(self) -> str:
+        return self._coordinator.battery_name
 
     # --- The chain --------------------------------------------------------------------------
 
@@ -338,6 +292,101 @@ class PlanRunner(_PlanView):
             LOGGER.warning("%s cannot reach %s %% in time: charging now", self._name, soc)
         await self._async_step_logged()
 
+    def _stop_watching(self) -> None:
+        """Stop waking at the plan's next boundary (the runner also stops its listeners)."""
+        self._cancel_wake_timer()
+
+    def _cancel_wake_timer(self) -> None:
+        if self._cancel_wake is not None:
+            self._cancel_wake()
+            self._cancel_wake = None
+
+    # --- End ------------------------------------------------------------------------------
+
+    async def _async_finish(self, status: PlanStatus) -> None:
+        LOGGER.info("Charge plan of %s %s", self._name, status)
+        self.finished = status
+        self._stop_watching()
+        await self._async_save()
+        self._coordinator.async_update_listeners()
+
+    async def _async_drop_locked(self, run: int) -> None:
+        """Drop the plan (under the lock) if it is still the ``run``-th: a user's write ended it."""
+        async with self._lock:
+            if self._run == run and not self._stopped:
+                await self._async_drop()
+
+    async def _async_drop(self) -> None:
+        self._stop_watching()
+        self.plan = self.settings = self.finished = self.replanned = None
+        self._own = None
+        await self._async_save()
+        self._coordinator.async_update_listeners()
+
+
+class PlanRunner(_PlanChain):
+    """The charge plan of one battery: its chain of overrides, re-plans, store and state."""
+
+    def __init__(
+        self,
+        hass: HomeAssistant,
+        entry: ConfigEntry,
+        coordinator: BatteryCoordinator,
+        controller: BatteryController,
+    ) -> None:
+        """Set up without a plan; the controller tells the runner about every write."""
+        super().__init__(hass, entry, coordinator, controller)
+        self._polled: BatterySnapshot | None = None  # the snapshot _on_poll saw last
+        self._unsubs: list[CALLBACK_TYPE] = []
+        self._cancel_intent = controller.async_add_intent_listener(self._on_intent)
+
+    # --- Start, cancel, restore, stop ------------------------------------------------------
+
+    async def async_start(self, plan: ChargePlan, settings: PlanSettings) -> None:
+        """Run ``plan`` (replacing a running one); a failed first write drops it and raises."""
+        async with self._lock:
+            if self._stopped:
+                return
+            self._stop_watching()
+            self.plan, self.settings, self.finished, self.replanned = plan, settings, None, None
+            self._run += 1
+            self._watch()
+            try:
+                await self._async_step()
+            except HomeAssistantError:
+                await self._async_drop()
+                raise
+
+    async def async_cancel(self) -> None:
+        """End the plan: the plan's override stops (its fallback is written)."""
+        async with self._lock:
+            if self.plan is not None and not self._stopped:
+                await self._async_ensure(None)
+                await self._async_drop()
+
+    async def async_restore(self) -> None:
+        """Take up a plan stored before a restart; write only if a step of it is due."""
+        store = plan_store(self._hass)
+        stored = await store.async_get(self._entry.entry_id, self._coordinator.subentry.subentry_id)
+        if stored is None:
+            return
+        async with self._lock:
+            if self._stopped:
+                return
+            self.plan, self.settings = stored.plan, stored.settings
+            running = self._controller.override
+            if running is not None and running.started_at == stored.own_since:
+                self._own = running
+            self._watch()
+            await self._async_step_logged()
+
+    @callback
+    def async_stop(self) -> None:
+        """Stop running (entry unload); the plan stays stored. Nothing is written after it."""
+        self._stopped = True
+        self._stop_watching()
+        self._cancel_intent()
+
     # --- Watching ------------------------------------------------------------------------
 
     def _watch(self) -> None:
@@ -353,16 +402,7 @@ class PlanRunner(_PlanView):
         for unsub in self._unsubs:
             unsub()
         self._unsubs = []
-        self._cancel_wake_timer()
-
-    def _cancel_wake_timer(self) -> None:
-        if self._cancel_wake is not None:
-            self._cancel_wake()
-            self._cancel_wake = None
-
-    @property
-    def _name(self) -> str:
-        return self._coordinator.battery_name
+        super()._stop_watching()
 
     def _task(self, coro: Coroutine[Any, Any, None]) -> None:
         self._entry.async_create_task(self._hass, coro, f"{DOMAIN} plan {self._name}")
@@ -424,25 +464,3 @@ class PlanRunner(_PlanView):
         LOGGER.info("A write to %s ends its charge plan", self._name)
         self._ended_run = self._run
         self._task(self._async_drop_locked(self._run))
-
-    # --- End ------------------------------------------------------------------------------
-
-    async def _async_finish(self, status: PlanStatus) -> None:
-        LOGGER.info("Charge plan of %s %s", self._name, status)
-        self.finished = status
-        self._stop_watching()
-        await self._async_save()
-        self._coordinator.async_update_listeners()
-
-    async def _async_drop_locked(self, run: int) -> None:
-        """Drop the plan (under the lock) if it is still the ``run``-th: a user's write ended it."""
-        async with self._lock:
-            if self._run == run and not self._stopped:
-                await self._async_drop()
-
-    async def _async_drop(self) -> None:
-        self._stop_watching()
-        self.plan = self.settings = self.finished = self.replanned = None
-        self._own = None
-        await self._async_save()
-        self._coordinator.async_update_listeners()
