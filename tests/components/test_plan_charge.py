@@ -74,6 +74,20 @@ async def _plan(hass: HomeAssistant, entry: MockConfigEntry, **data: Any) -> dic
     return response
 
 
+async def _plan_cheap_second_hour(
+    hass: HomeAssistant, entry: MockConfigEntry, *, until_soc: int
+) -> dict[str, Any]:
+    """Plan over three hourly slots with the second the cheapest, at 1000 W."""
+    return await _plan(
+        hass,
+        entry,
+        until_soc=until_soc,
+        deadline=(NOW + 3 * H).isoformat(),
+        prices=_hourly(NOW, [0.30, 0.10, 0.30]),
+        power=1000,
+    )
+
+
 async def _cancel(hass: HomeAssistant, entry: MockConfigEntry) -> None:
     await hass.services.async_call(
         DOMAIN, "cancel_plan", {"device_id": _device_id(hass, entry)}, blocking=True
@@ -527,16 +541,7 @@ async def test_a_failing_step_is_retried(
     freezer: FrozenDateTimeFactory,
 ) -> None:
     """A write that fails at a slot's start is retried."""
-    from custom_components.battery_bridge.api import CannotConnectError
-
-    await _plan(
-        hass,
-        init_integration,
-        until_soc=80,
-        deadline=(NOW + 3 * H).isoformat(),
-        prices=_hourly(NOW, [0.30, 0.10, 0.30]),
-        power=1000,
-    )
+    await _plan_cheap_second_hour(hass, init_integration, until_soc=80)
     mock_backend.apply_error = CannotConnectError("down")
     await _to(hass, freezer, NOW + H)
     mock_backend.apply_error = None
@@ -810,14 +815,7 @@ async def test_unload_with_a_step_in_flight_writes_nothing_after(
     fails: bool,
 ) -> None:
     """A step whose write is in flight at unload sets no timer (next step, retry) afterwards."""
-    await _plan(
-        hass,
-        init_integration,
-        until_soc=80,
-        deadline=(NOW + 3 * H).isoformat(),
-        prices=_hourly(NOW, [0.30, 0.10, 0.30]),
-        power=1000,
-    )
+    await _plan_cheap_second_hour(hass, init_integration, until_soc=80)
     assert mock_backend.applied == []
     release = _gate(mock_backend, CannotConnectError("down") if fails else None)
     freezer.move_to(NOW + H)
@@ -840,14 +838,7 @@ async def test_overlapping_steps_leave_no_lost_timer(
 ) -> None:
     """A re-plan (a lagging poll) while a slot's write is in flight waits for it; after unload
     no timer of either step is left to write."""
-    await _plan(
-        hass,
-        init_integration,
-        until_soc=80,
-        deadline=(NOW + 3 * H).isoformat(),
-        prices=_hourly(NOW, [0.30, 0.10, 0.30]),
-        power=1000,
-    )
+    await _plan_cheap_second_hour(hass, init_integration, until_soc=80)
     release = _gate(mock_backend)
     freezer.move_to(NOW + H)
     async_fire_time_changed(hass)
@@ -872,14 +863,7 @@ async def test_write_from_a_task_spawned_by_the_plan_ends_it(
     freezer: FrozenDateTimeFactory,
 ) -> None:
     """An automation set off by the plan's own state writes is a user: its write ends the plan."""
-    await _plan(
-        hass,
-        init_integration,
-        until_soc=80,
-        deadline=(NOW + 3 * H).isoformat(),
-        prices=_hourly(NOW, [0.30, 0.10, 0.30]),
-        power=1000,
-    )
+    await _plan_cheap_second_hour(hass, init_integration, until_soc=80)
     controller = init_integration.runtime_data.batteries["sub_1"].controller
     spawned: list[asyncio.Task[None]] = []
 
@@ -992,14 +976,7 @@ async def test_user_write_first_in_line_wins_over_a_waiting_step(
     freezer: FrozenDateTimeFactory,
 ) -> None:
     """A user's write that gets the lock before a waiting plan step: the step writes nothing."""
-    await _plan(
-        hass,
-        init_integration,
-        until_soc=90,
-        deadline=(NOW + 3 * H).isoformat(),
-        prices=_hourly(NOW, [0.30, 0.10, 0.30]),
-        power=1000,
-    )
+    await _plan_cheap_second_hour(hass, init_integration, until_soc=90)
     assert _writes(mock_backend) == []
     controller = init_integration.runtime_data.batteries["sub_1"].controller
     lock = controller._lock  # held here to line the two writes up
