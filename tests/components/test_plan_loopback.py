@@ -29,6 +29,11 @@ from .test_simulators import FLEX_A, _flow
 pytestmark = pytest.mark.usefixtures("socket_enabled")
 H = timedelta(hours=1)
 STEP = timedelta(seconds=15)
+# A start off the whole second, fixed so that every run takes the same steps. The test harness's
+# async_fire_time_changed also fires timers due up to 0.5 s later, so the last check before the
+# deadline stays two steps clear of it (with the wall clock as start, a run that landed within
+# 0.5 s of the deadline saw the hold end "early" and failed now and then).
+START = "2026-12-03T14:15:14.8+00:00"
 
 
 def _device_id(hass: HomeAssistant, entry: ConfigEntry) -> str:
@@ -77,6 +82,7 @@ async def test_fems_plan_reaches_target_with_keepalive(
     hass: HomeAssistant, start_app: StartApp, freezer: FrozenDateTimeFactory
 ) -> None:
     """The cheapest hour charges the FEMS to the target; the keepalive never lapses."""
+    freezer.move_to(START)
     clock = ManualClock()
     app = fems_sim.create_app(api_timeout=60.0, clock=clock, soc=50.0)
     sim = app[fems_sim.SIM]
@@ -124,12 +130,14 @@ async def test_fems_plan_reaches_target_with_keepalive(
         if _plan_state(hass, plan) == "waiting" and dt_util.utcnow() < now + 2 * H:
             assert sim.written == {}  # the FEMS's own control before the slot
 
-    await _run(hass, freezer, clock, deadline - dt_util.utcnow() - STEP, _check)
+    await _run(hass, freezer, clock, deadline - dt_util.utcnow() - 2 * STEP, _check)
+    assert deadline - 2 * STEP <= dt_util.utcnow() < deadline - STEP
     assert _plan_state(hass, plan) == "done"
     assert round(sim.soc_wh / sim.capacity_wh * 100) >= 80  # the FEMS reports whole percent
     assert sim.written  # held until the deadline
     assert lapses == []
-    await _run(hass, freezer, clock, 2 * STEP)
+    await _run(hass, freezer, clock, 3 * STEP)
+    assert dt_util.utcnow() >= deadline
     assert sim.written == {}  # the fallback: the FEMS's own control
     assert await hass.config_entries.async_unload(entry.entry_id)
 
@@ -138,6 +146,7 @@ async def test_flexconnect_plan_reaches_target(
     hass: HomeAssistant, start_app: StartApp, freezer: FrozenDateTimeFactory
 ) -> None:
     """Without prices the FlexConnect charges as late as possible and is full in time."""
+    freezer.move_to(START)
     clock = ManualClock()
     app = flex_sim.create_app(batteries=[FLEX_A], latency=5.0, clock=clock)
     sim = app[flex_sim.FLEXCONNECT]
@@ -157,7 +166,8 @@ async def test_flexconnect_plan_reaches_target(
         for state in hass.states.async_all("sensor")
         if state.entity_id.endswith("_plan")
     )
-    await _run(hass, freezer, clock, deadline - dt_util.utcnow() - STEP)
+    await _run(hass, freezer, clock, deadline - dt_util.utcnow() - 2 * STEP)
+    assert dt_util.utcnow() < deadline - STEP
     assert battery.state_of_charge >= target
     assert _plan_state(hass, plan) == "done"
     assert await hass.config_entries.async_unload(entry.entry_id)
