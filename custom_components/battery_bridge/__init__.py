@@ -13,6 +13,7 @@ from homeassistant.helpers.typing import ConfigType
 
 from .api.registry import backend_spec
 from .backends import create_backend
+from .battery_store import command_store
 from .const import CONF_BACKEND, CONF_DECLINED_BATTERIES, DOMAIN, SUBENTRY_BATTERY
 from .control import BatteryController
 from .coordinator import (
@@ -101,6 +102,7 @@ async def async_setup_entry(hass: HomeAssistant, entry: BatteryBridgeConfigEntry
     for subentry_id, override in (await store.async_entry_overrides(entry.entry_id)).items():
         await batteries[subentry_id].controller.async_restore_override(override)
     await plan_store(hass).async_keep_only(entry.entry_id, set(batteries))
+    await command_store(hass).async_keep_only(entry.entry_id, set(batteries))
     for battery in batteries.values():
         await battery.planner.async_restore()
 
@@ -144,10 +146,11 @@ async def async_unload_entry(hass: HomeAssistant, entry: BatteryBridgeConfigEntr
 
 
 async def async_remove_entry(hass: HomeAssistant, entry: BatteryBridgeConfigEntry) -> None:
-    """Delete the repair issues, stored overrides and plans of an entry that is being deleted."""
+    """Delete the repair issues, stored overrides, plans and command ids of a deleted entry."""
     async_delete_battery_gone_issues(hass, entry)
     await override_store(hass).async_keep_only(entry.entry_id, set())
     await plan_store(hass).async_keep_only(entry.entry_id, set())
+    await command_store(hass).async_keep_only(entry.entry_id, set())
 
 
 def _battery_runtime(

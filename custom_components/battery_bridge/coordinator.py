@@ -11,8 +11,9 @@ from homeassistant.helpers import issue_registry as ir
 from homeassistant.helpers.update_coordinator import DataUpdateCoordinator
 from homeassistant.util import dt as dt_util
 
-from .api import Backend, BackendError, BatterySnapshot, UnknownBatteryError
+from .api import Backend, BackendError, BatterySnapshot, CommandResume, UnknownBatteryError
 from .api.registry import backend_spec
+from .battery_store import command_store
 from .const import CONF_BATTERY_ID, CONF_SCAN_INTERVAL, DOMAIN, LOGGER, SUBENTRY_BATTERY
 from .errors import poll_error
 
@@ -70,7 +71,8 @@ class BatteryCoordinator(DataUpdateCoordinator[BatterySnapshot]):
     rejected credentials, else ``UpdateFailed``): the entities go unavailable, Home Assistant logs
     once then and once at recovery. ``UnknownBatteryError`` (the backend no longer has this battery)
     also raises a fixable repair issue, which the next successful poll deletes; the first poll at
-    set-up takes the same path.
+    set-up takes the same path. Where commands outlive a poll (``CommandResume``: Enode Actions),
+    the last command id is stored and handed back to the backend after a restart.
     """
 
     config_entry: ConfigEntry
@@ -93,6 +95,7 @@ class BatteryCoordinator(DataUpdateCoordinator[BatterySnapshot]):
         self.fetch_started_at: datetime | None = None
         """When the poll that produced ``data`` started (a write after it may not show in it)."""
         self._issue_may_exist = True  # an earlier set-up of the entry may have left one
+        self._command_id: str | None = None  # the command id last stored
         super().__init__(
             hass,
             LOGGER,
@@ -100,6 +103,29 @@ class BatteryCoordinator(DataUpdateCoordinator[BatterySnapshot]):
             name=f"{self.battery_name} ({kind})",
             update_interval=scan_interval(entry, kind),
             always_update=False,
+        )
+
+    async def _async_setup(self) -> None:
+        """Hand the backend the command an earlier run left (before the first poll)."""
+        if not isinstance(self.backend, CommandResume):
+            return
+        stored = await command_store(self.hass).async_get(
+            self.config_entry.entry_id, self.subentry.subentry_id
+        )
+        if stored is not None and isinstance(command_id := stored.get("command_id"), str):
+            self._command_id = command_id
+            self.backend.resume_command(self.battery_id, command_id)
+
+    async def _async_store_command_id(self, snapshot: BatterySnapshot) -> None:
+        """Store the snapshot's command id when it changed (``CommandResume`` backends only)."""
+        command_id = snapshot.control.command_id
+        if command_id == self._command_id or not isinstance(self.backend, CommandResume):
+            return
+        self._command_id = command_id
+        await command_store(self.hass).async_set(
+            self.config_entry.entry_id,
+            self.subentry.subentry_id,
+            None if command_id is None else {"command_id": command_id},
         )
 
     async def _async_update_data(self) -> BatterySnapshot:
@@ -113,6 +139,7 @@ class BatteryCoordinator(DataUpdateCoordinator[BatterySnapshot]):
             raise poll_error(err, self.battery_name) from err
         self.fetch_started_at = started
         self.update_interval = self._interval(snapshot)
+        await self._async_store_command_id(snapshot)
         if self._issue_may_exist:
             ir.async_delete_issue(
                 self.hass, DOMAIN, battery_gone_issue_id(self.subentry.subentry_id)

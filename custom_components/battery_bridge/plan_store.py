@@ -12,9 +12,9 @@ from datetime import datetime
 from typing import Any, Final
 
 from homeassistant.core import HomeAssistant
-from homeassistant.helpers.storage import Store
 from homeassistant.util.hass_dict import HassKey
 
+from .battery_store import BatteryStore
 from .const import DOMAIN, LOGGER
 from .plan import ChargePlan, PriceSlot
 
@@ -96,20 +96,11 @@ class PlanStore:
 
     def __init__(self, hass: HomeAssistant) -> None:
         """Set up the store; it is read at the first use."""
-        self._store: Store[dict[str, dict[str, Any]]] = Store(
-            hass, PLAN_STORAGE_VERSION, PLAN_STORAGE_KEY
-        )
-        self._plans: dict[str, dict[str, Any]] | None = None
-
-    async def _async_plans(self) -> dict[str, dict[str, Any]]:
-        if self._plans is None:
-            self._plans = await self._store.async_load() or {}
-        return self._plans
+        self._store = BatteryStore(hass, PLAN_STORAGE_KEY, PLAN_STORAGE_VERSION)
 
     async def async_get(self, entry_id: str, subentry_id: str) -> StoredPlan | None:
         """Return a battery's stored plan; a malformed one is dropped."""
-        key = f"{entry_id}/{subentry_id}"
-        if (data := (await self._async_plans()).get(key)) is None:
+        if (data := await self._store.async_get(entry_id, subentry_id)) is None:
             return None
         try:
             return StoredPlan.from_dict(data)
@@ -120,20 +111,11 @@ class PlanStore:
 
     async def async_save(self, entry_id: str, subentry_id: str, plan: StoredPlan | None) -> None:
         """Store a battery's plan, or forget it (``None``)."""
-        plans = await self._async_plans()
-        key = f"{entry_id}/{subentry_id}"
-        if plan is not None:
-            plans[key] = plan.as_dict()
-        elif plans.pop(key, None) is None:
-            return
-        await self._store.async_save(plans)
+        await self._store.async_set(entry_id, subentry_id, None if plan is None else plan.as_dict())
 
     async def async_keep_only(self, entry_id: str, subentry_ids: set[str]) -> None:
         """Forget the plans of an entry's batteries that are gone."""
-        for key in list(await self._async_plans()):
-            owner, _, subentry_id = key.partition("/")
-            if owner == entry_id and subentry_id not in subentry_ids:
-                await self.async_save(entry_id, subentry_id, None)
+        await self._store.async_keep_only(entry_id, subentry_ids)
 
 
 def plan_store(hass: HomeAssistant) -> PlanStore:

@@ -743,6 +743,82 @@ async def test_forgotten_action_is_no_longer_tracked(
     assert backend.tracked_action(POWERWALL_ID) is None
 
 
+async def earlier_action(
+    session: aiohttp.ClientSession, server: TestServer, battery_id: str, mode: ControlMode
+) -> EnodeAction:
+    """Return the Action another client (Home Assistant before a restart) created."""
+    earlier = make_backend(session, server)
+    await earlier.async_apply(battery_id, ControlCommand(mode))
+    action = earlier.tracked_action(battery_id)
+    assert action is not None
+    return action
+
+
+async def test_resumed_action_is_tracked_again(
+    serve: Serve, session: aiohttp.ClientSession, clock: ManualClock
+) -> None:
+    """A new client (Home Assistant restarted) reads the Action the old one created."""
+    _, server = await serve(action_delay=5.0)
+    action = await earlier_action(session, server, POWERWALL_ID, ControlMode.EXPORT_FOCUS)
+    after = make_backend(session, server)
+    after.resume_command(POWERWALL_ID, action.id)
+    assert after.tracked_action(POWERWALL_ID) is None  # read by the next snapshot, not now
+    pending = await after.async_get_snapshot(POWERWALL_ID)
+    assert pending.control.command_id == action.id
+    assert pending.control.command_status is CommandStatus.PENDING
+    assert pending.control.desired is not None
+    assert pending.control.desired.mode is ControlMode.EXPORT_FOCUS
+    assert pending.raw["action"]["id"] == action.id
+    clock.advance(5.0)
+    confirmed = await after.async_get_snapshot(POWERWALL_ID)
+    assert confirmed.control.command_status is CommandStatus.CONFIRMED
+    polls = requests_to(server, "GET", f"/batteries/actions/{action.id}")
+    await after.async_get_snapshot(POWERWALL_ID)
+    assert requests_to(server, "GET", f"/batteries/actions/{action.id}") == polls  # read once
+
+
+@pytest.mark.parametrize("stored", ["no-such-action", "", "other battery", "garbage reply"])
+async def test_resumed_action_that_cannot_be_read_is_dropped(
+    serve: Serve, session: aiohttp.ClientSession, stored: str
+) -> None:
+    """An Action Enode forgot, a malformed id or another battery's Action: polls go on without."""
+    _, server = await serve()
+    backend = make_backend(session, server)
+    if stored == "other battery":
+        stored = (await earlier_action(session, server, ENPHASE_ID, ControlMode.TIME_OF_USE)).id
+    if stored == "garbage reply":
+        server.app[FAULTS].add(Fault.WRONG_TYPES, path="/batteries/actions/")
+    backend.resume_command(POWERWALL_ID, stored)
+    for _ in range(2):
+        snapshot = await backend.async_get_snapshot(POWERWALL_ID)
+        assert snapshot.control.command_id is None
+        assert snapshot.control.command_status is None
+    assert backend.tracked_action(POWERWALL_ID) is None
+
+
+async def test_resume_keeps_a_newer_action_and_survives_a_failed_poll(
+    serve: Serve, session: aiohttp.ClientSession
+) -> None:
+    _, server = await serve()
+    old_action = await earlier_action(session, server, POWERWALL_ID, ControlMode.EXPORT_FOCUS)
+    backend = make_backend(session, server)
+    backend.resume_command(POWERWALL_ID, old_action.id)
+    server.app[FAULTS].add(Fault.DROP, count=2, path="/batteries/actions/")  # aiohttp retries
+    with pytest.raises(CannotConnectError):
+        await backend.async_get_snapshot(POWERWALL_ID)
+    snapshot = await backend.async_get_snapshot(POWERWALL_ID)  # the id was kept
+    assert snapshot.control.command_id == old_action.id
+
+    await backend.async_apply(POWERWALL_ID, ControlCommand(ControlMode.TIME_OF_USE))
+    newer = backend.tracked_action(POWERWALL_ID)
+    assert newer is not None
+    reads = requests_to(server, "GET", f"/batteries/actions/{old_action.id}")
+    backend.resume_command(POWERWALL_ID, old_action.id)  # ignored: a newer Action is tracked
+    snapshot = await backend.async_get_snapshot(POWERWALL_ID)
+    assert snapshot.control.command_id == newer.id
+    assert requests_to(server, "GET", f"/batteries/actions/{old_action.id}") == reads
+
+
 @pytest.mark.parametrize(
     ("command", "match"),
     [

@@ -10,6 +10,7 @@ move only when a test says so.
 from __future__ import annotations
 
 from datetime import timedelta
+from typing import Any
 
 from homeassistant.components.number import ATTR_VALUE, SERVICE_SET_VALUE
 from homeassistant.components.select import ATTR_OPTION, SERVICE_SELECT_OPTION
@@ -30,6 +31,7 @@ from homeassistant.util import dt as dt_util
 import pytest
 from pytest_homeassistant_custom_component.common import async_fire_time_changed
 
+from custom_components.battery_bridge.battery_store import COMMAND_STORAGE_KEY
 from custom_components.battery_bridge.config_flow import CONF_BATTERY_IDS, SECTION_ADVANCED
 from custom_components.battery_bridge.const import (
     CONF_API_URL,
@@ -263,10 +265,10 @@ async def test_fems_end_to_end(hass: HomeAssistant, start_app: StartApp) -> None
 # --- Enode ---------------------------------------------------------------------------------------
 
 
-async def test_enode_end_to_end(hass: HomeAssistant, start_app: StartApp) -> None:
-    """An operation mode becomes an Action: pending, then confirmed; the select follows."""
-    clock = ManualClock()
-    timeline = Timeline(hass, clock)
+async def _enode_entry(
+    hass: HomeAssistant, start_app: StartApp, clock: ManualClock
+) -> tuple[ConfigEntry, enode_sim.EnodeSimulator]:
+    """Set up an Enode entry with both batteries of a simulator whose Actions take 30 s."""
     app = enode_sim.create_app(action_delay=30.0, clock=clock)
     sim = app[enode_sim.SIM]
     server = await start_app(app)
@@ -282,14 +284,27 @@ async def test_enode_end_to_end(hass: HomeAssistant, start_app: StartApp) -> Non
         },
         {CONF_BATTERY_IDS: list(sim.batteries)},
     )
-    assert len(entry.runtime_data.batteries) == len(sim.batteries) == 2
+    return entry, sim
 
-    battery_id, battery = next(
+
+def _export_capable(sim: enode_sim.EnodeSimulator) -> tuple[str, dict[str, Any]]:
+    """Return a battery that can take export focus and is not in it."""
+    return next(
         (battery_id, battery)
         for battery_id, battery in sim.batteries.items()
         if battery["capabilities"]["exportFocus"]["isCapable"]
         and battery["config"]["operationMode"] != "EXPORT_FOCUS"
     )
+
+
+async def test_enode_end_to_end(hass: HomeAssistant, start_app: StartApp) -> None:
+    """An operation mode becomes an Action: pending, then confirmed; the select follows."""
+    clock = ManualClock()
+    timeline = Timeline(hass, clock)
+    entry, sim = await _enode_entry(hass, start_app, clock)
+    assert len(entry.runtime_data.batteries) == len(sim.batteries) == 2
+
+    battery_id, battery = _export_capable(sim)
     soc = _entity_id(hass, "sensor", f"enode_{battery_id}_state_of_charge")
     mode = _entity_id(hass, "select", f"enode_{battery_id}_operation_mode")
     status = _entity_id(hass, "sensor", f"enode_{battery_id}_command_status")
@@ -311,3 +326,75 @@ async def test_enode_end_to_end(hass: HomeAssistant, start_app: StartApp) -> Non
     assert battery["config"]["operationMode"] == "EXPORT_FOCUS"
     assert _state(hass, status) == "confirmed"
     assert _state(hass, mode) == "export_focus"
+
+
+async def test_enode_action_survives_a_restart(
+    hass: HomeAssistant, start_app: StartApp, hass_storage: dict[str, Any]
+) -> None:
+    """A pending Action stays visible after Home Assistant restarts and resolves as before."""
+    clock = ManualClock()
+    timeline = Timeline(hass, clock)
+    entry, sim = await _enode_entry(hass, start_app, clock)
+    battery_id, battery = _export_capable(sim)
+    mode = _entity_id(hass, "select", f"enode_{battery_id}_operation_mode")
+    status = _entity_id(hass, "sensor", f"enode_{battery_id}_command_status")
+    await _call(hass, "select", SERVICE_SELECT_OPTION, mode, **{ATTR_OPTION: "export_focus"})
+    (action_id,) = (a for a, action in sim.actions.items() if action["targetId"] == battery_id)
+    (subentry_id,) = (
+        runtime.subentry_id
+        for runtime in entry.runtime_data.batteries.values()
+        if runtime.coordinator.battery_id == battery_id
+    )
+    stored = hass_storage[COMMAND_STORAGE_KEY]["data"]
+    assert stored == {f"{entry.entry_id}/{subentry_id}": {"command_id": action_id}}
+
+    # A restart: a new client, which knows nothing of the Action but what was stored.
+    assert await hass.config_entries.async_reload(entry.entry_id)
+    await hass.async_block_till_done()
+    assert _state(hass, status) == "pending"
+    state = hass.states.get(mode)
+    assert state is not None
+    assert state.attributes["requested_option"] == "export_focus"
+
+    await timeline.tick(60)
+    assert battery["config"]["operationMode"] == "EXPORT_FOCUS"
+    assert _state(hass, status) == "confirmed"
+    assert _state(hass, mode) == "export_focus"
+
+    assert await hass.config_entries.async_remove(entry.entry_id)
+    await hass.async_block_till_done()
+    assert hass_storage[COMMAND_STORAGE_KEY]["data"] == {}
+
+
+@pytest.mark.parametrize(
+    ("stored", "kept"),
+    [
+        ({"command_id": "no-such-action"}, False),  # Enode forgot it: dropped
+        ({"command_id": 7}, True),  # not an id: ignored
+        ("not an object", True),
+    ],
+)
+async def test_enode_stored_command_that_cannot_be_resumed(
+    hass: HomeAssistant,
+    start_app: StartApp,
+    hass_storage: dict[str, Any],
+    stored: object,
+    kept: bool,
+) -> None:
+    """A stored command id that leads nowhere never stops the set-up; status stays unknown."""
+    entry, sim = await _enode_entry(hass, start_app, ManualClock())
+    assert await hass.config_entries.async_unload(entry.entry_id)
+    keys = [f"{entry.entry_id}/{subentry_id}" for subentry_id in entry.subentries]
+    hass_storage[COMMAND_STORAGE_KEY] = {
+        "version": 1,
+        "key": COMMAND_STORAGE_KEY,
+        "data": dict.fromkeys(keys, stored),
+    }
+    hass.data.pop("battery_bridge_command_store")  # read the store again, as after a restart
+    assert await hass.config_entries.async_setup(entry.entry_id)
+    await hass.async_block_till_done()
+    assert entry.state is ConfigEntryState.LOADED
+    for battery_id in sim.batteries:
+        status = _entity_id(hass, "sensor", f"enode_{battery_id}_command_status")
+        assert _state(hass, status) == "unknown"
+    assert (hass_storage[COMMAND_STORAGE_KEY]["data"] != {}) is kept

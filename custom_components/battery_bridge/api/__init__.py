@@ -5,6 +5,7 @@ from __future__ import annotations
 from .backend import (
     Backend,
     BackendSpec,
+    CommandResume,
     ConfigField,
     ControlPolicy,
     FieldType,
@@ -53,6 +54,7 @@ __all__ = [
     "Capabilities",
     "ChargeStatus",
     "CommandRejectedError",
+    "CommandResume",
     "CommandStatus",
     "ConfigField",
     "ControlCommand",

@@ -64,6 +64,18 @@ class WriteProbe(Protocol):
         """Return True when commands would be accepted; changes nothing on the battery."""
 
 
+@runtime_checkable
+class CommandResume(Protocol):
+    """Optional: a backend whose commands outlive a poll (Enode Actions) and can be found again.
+
+    Home Assistant keeps the last ``ControlStatus.command_id`` of each battery across a restart
+    and hands it back here before the first poll, so that the command's state is not lost.
+    """
+
+    def resume_command(self, battery_id: str, command_id: str) -> None:
+        """Track again the command an earlier run created; the next snapshot reads its state."""
+
+
 class OverrideMode(StrEnum):
     """What a timed override makes the battery do."""
 

@@ -672,6 +672,8 @@ class EnodeBackend:
             request_timeout=request_timeout,
         )
         self._actions = _ActionTracker()
+        # Action ids of an earlier run, per battery, read again by the next snapshot.
+        self._resume: dict[str, str] = {}
         # The last battery object parsed per battery (a snapshot or the list): its capabilities
         # decide whether a mode can be written.
         self._batteries: dict[str, EnodeBattery] = {}
@@ -750,6 +752,7 @@ class EnodeBackend:
         raw_battery = await self._async_get_battery_raw(battery_id)
         battery = parse_battery(raw_battery)
         self._batteries[battery_id] = battery
+        await self._async_resume(battery_id)
         tracked = self._actions.get(battery_id)
         if tracked is not None and tracked.action.state is CommandStatus.PENDING:
             try:
@@ -821,12 +824,42 @@ class EnodeBackend:
             CannotConnectError: Enode could not be reached.
             ProtocolError: The reply was not an Action.
         """
+        action, payload = await self._async_fetch_action(action_id)
+        self._actions.update(action, payload)
+        return action
+
+    async def _async_fetch_action(self, action_id: str) -> tuple[EnodeAction, object]:
         payload = await self._api.async_request(
             "GET", f"/batteries/actions/{_quote(action_id)}", "get action", _Target.ACTION
         )
-        action = parse_action(payload)
-        self._actions.update(action, payload)
-        return action
+        return parse_action(payload), payload
+
+    def resume_command(self, battery_id: str, command_id: str) -> None:
+        """Track again an Action an earlier run created; the battery's next snapshot reads it.
+
+        Ignored when this client already tracks an Action for the battery (a newer one).
+        """
+        if self._actions.get(battery_id) is None:
+            self._resume[battery_id] = command_id
+
+    async def _async_resume(self, battery_id: str) -> None:
+        """Read the Action handed to ``resume_command`` and track it, once.
+
+        An Action Enode no longer knows, or one of another battery, is dropped; a connection or
+        auth error keeps it for the next snapshot.
+        """
+        action_id = self._resume.get(battery_id)
+        if action_id is None:
+            return
+        if self._actions.get(battery_id) is None:
+            try:
+                action, payload = await self._async_fetch_action(action_id)
+            except (NotSupportedError, ProtocolError, UnknownBatteryError) as err:
+                _LOGGER.debug("Enode action %s of an earlier run not resumed: %s", action_id, err)
+            else:
+                if action.target_id in (None, battery_id):
+                    self._actions.track(battery_id, action, payload)
+        del self._resume[battery_id]
 
     def tracked_action(self, battery_id: str) -> EnodeAction | None:
         """Return the last Action this client created for a battery, as last seen."""
