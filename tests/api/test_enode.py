@@ -818,6 +818,16 @@ async def test_resume_keeps_a_newer_action_and_survives_a_failed_poll(
     assert snapshot.control.command_id == newer.id
     assert requests_to(server, "GET", f"/batteries/actions/{old_action.id}") == reads
 
+    # A mode set after the restart but before the first poll wins over the stored Action.
+    restarted = make_backend(session, server)
+    restarted.resume_command(POWERWALL_ID, old_action.id)
+    await restarted.async_apply(POWERWALL_ID, ControlCommand(ControlMode.EXPORT_FOCUS))
+    newest = restarted.tracked_action(POWERWALL_ID)
+    assert newest is not None
+    snapshot = await restarted.async_get_snapshot(POWERWALL_ID)
+    assert snapshot.control.command_id == newest.id
+    assert requests_to(server, "GET", f"/batteries/actions/{old_action.id}") == reads
+
 
 @pytest.mark.parametrize(
     ("command", "match"),
