@@ -348,7 +348,14 @@ def log_in(page: Page, url: str, username: str, password: str) -> None:
     page.get_by_role("button", name="Log in").click()
     try:
         page.wait_for_url(lambda u: "/auth/" not in u, timeout=30_000)
-        page.locator("ha-sidebar").first.wait_for(timeout=30_000)
+        try:
+            page.locator("ha-sidebar").first.wait_for(timeout=30_000)
+        except PlaywrightError:
+            # On the first start of a new ./config the frontend can stay at "Loading..." while
+            # Home Assistant finishes starting; the token is kept, so a reload goes on from there.
+            say("frontend still loading after 30 s: reloading once")
+            page.reload()
+            page.locator("ha-sidebar").first.wait_for(timeout=60_000)
     except PlaywrightError as err:
         raise CheckError(
             f"login as {username} did not reach the frontend: {deep_text(page)[:300]}"
