@@ -837,10 +837,9 @@ class EnodeBackend:
     def resume_command(self, battery_id: str, command_id: str) -> None:
         """Track again an Action an earlier run created; the battery's next snapshot reads it.
 
-        Ignored when this client already tracks an Action for the battery (a newer one).
+        Ignored there when this client tracks an Action for the battery by then (a newer one).
         """
-        if self._actions.get(battery_id) is None:
-            self._resume[battery_id] = command_id
+        self._resume[battery_id] = command_id
 
     async def _async_resume(self, battery_id: str) -> None:
         """Read the Action handed to ``resume_command`` and track it, once.
